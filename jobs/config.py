@@ -1,0 +1,109 @@
+"""Job configuration: a TOML file from ``conf/``, then command-line flags over it.
+
+Keys are the flag names (the original sample's ``output_model_name``, ``pretrained_model_type``,
+``mmlspark_model_type``, ``sample_frac`` among them). Classifier hyperparameters sit in a table
+named after the classifier, e.g. ``[logisticregression] regParam = 0.001``. A flag given on the
+command line wins over the file; a key the job does not know is an error, not ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from typing import Any
+
+CLASSIFIERS = ("logisticregression", "randomforest")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file that cannot be used."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything ``jobs/train.py`` needs; recorded whole in the run's metrics.json."""
+
+    output_model_name: str = "model"
+    dataset: str = "mnist"  # "mnist" (idx files) or "aerial" (train/<label>/, test/<label>/)
+    data: str = ".cache/demo/mnist"
+    storage: str = "data"
+    pretrained_model_type: str = "efficientnet_lite0"
+    weights: str | None = None  # None: the zoo's pretrained weights; "random"; or a file
+    mmlspark_model_type: str = "logisticregression"
+    sample_frac: float = 1.0
+    train_sample_frac: float | None = None
+    test_sample_frac: float | None = None
+    seed: int = 42
+    batch_size: int = 32
+    class_names: list[str] | None = None  # MNIST-format data sets: names for labels 0..k-1
+    logisticregression: dict[str, Any] = dataclasses.field(default_factory=dict)
+    randomforest: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def fraction(self, split: str) -> float:
+        own = self.train_sample_frac if split == "train" else self.test_sample_frac
+        return self.sample_frac if own is None else own
+
+    def validate(self) -> TrainConfig:
+        if self.mmlspark_model_type not in CLASSIFIERS:
+            raise ConfigError(
+                f"mmlspark_model_type {self.mmlspark_model_type!r}: choose one of {', '.join(CLASSIFIERS)}"
+            )
+        if self.dataset not in ("mnist", "aerial"):
+            raise ConfigError(f"dataset {self.dataset!r}: choose mnist or aerial")
+        for split in ("train", "test"):
+            frac = self.fraction(split)
+            if not 0.0 < frac <= 1.0:
+                raise ConfigError(f"{split} sample fraction {frac} is not in (0, 1]")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size {self.batch_size} must be positive")
+        return self
+
+
+@dataclasses.dataclass
+class ScoreConfig:
+    """Everything ``jobs/score.py`` needs."""
+
+    output_model_name: str = "model"
+    tiles: str = ".cache/demo/tiles"
+    storage: str = "data"
+    sample_frac: float = 1.0
+    seed: int = 42
+
+    def validate(self) -> ScoreConfig:
+        if not 0.0 < self.sample_frac <= 1.0:
+            raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
+        return self
+
+
+def read_conf(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"conf file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"conf file {path}: {exc}") from None
+
+
+def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
+    """``cls`` filled from the conf file, then from the CLI values that were given."""
+    # One conf file serves every job: each takes its own keys; a key no job knows is an error.
+    values = read_conf(conf_path)
+    unknown = sorted(set(values) - _fields(TrainConfig) - _fields(ScoreConfig))
+    if unknown:
+        raise ConfigError(f"{conf_path}: unknown keys {', '.join(unknown)}")
+    known = _fields(cls)
+    mine = {k: v for k, v in values.items() if k in known}
+    mine.update({k: v for k, v in cli.items() if v is not None and k in known})
+    return cls(**mine).validate()
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def add_conf_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", help="TOML file in conf/; flags given here override it")

