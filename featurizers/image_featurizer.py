@@ -42,9 +42,7 @@ from featurizers.zoo import Preprocessing
 
 MODEL_FILE = "model.onnx"
 
-_RESULT = StructType(
-    [StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)]
-)
+_RESULT = StructType([StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
 
 # One onnxruntime session per (model sha256, threads) per Python worker, reused across tasks.
 _SESSIONS: dict[tuple[str, int], Any] = {}
@@ -83,17 +81,21 @@ def featurize_batch(
     return out, reasons
 
 
+def _param(name: str, doc: str, converter: Any) -> Param:
+    return Param(Params._dummy(), name, doc, converter)
+
+
 class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWritable):
     """Encoded image bytes -> CNN features (``VectorUDT``) plus a reject reason column."""
 
-    rejectCol = Param(Params._dummy(), "rejectCol", "output column: why an image was rejected (null if not)", TypeConverters.toString)
-    modelPath = Param(Params._dummy(), "modelPath", "URI of the ONNX network (input N x 3 x H x W)", TypeConverters.toString)
-    modelName = Param(Params._dummy(), "modelName", "zoo name of the network, for records", TypeConverters.toString)
-    featureDim = Param(Params._dummy(), "featureDim", "length of the feature vector", TypeConverters.toInt)
-    preprocessing = Param(Params._dummy(), "preprocessing", "JSON of featurizers.zoo.Preprocessing", TypeConverters.toString)
-    batchSize = Param(Params._dummy(), "batchSize", "images per onnxruntime call", TypeConverters.toInt)
-    numThreads = Param(Params._dummy(), "numThreads", "onnxruntime intra-op threads per task", TypeConverters.toInt)
-    maxPixels = Param(Params._dummy(), "maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
+    rejectCol = _param("rejectCol", "output column: why an image was rejected (null if not)", TypeConverters.toString)
+    modelPath = _param("modelPath", "URI of the ONNX network (input N x 3 x H x W)", TypeConverters.toString)
+    modelName = _param("modelName", "zoo name of the network, for records", TypeConverters.toString)
+    featureDim = _param("featureDim", "length of the feature vector", TypeConverters.toInt)
+    preprocessing = _param("preprocessing", "JSON of featurizers.zoo.Preprocessing", TypeConverters.toString)
+    batchSize = _param("batchSize", "images per onnxruntime call", TypeConverters.toInt)
+    numThreads = _param("numThreads", "onnxruntime intra-op threads per task", TypeConverters.toInt)
+    maxPixels = _param("maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
 
     @keyword_only
     def __init__(

@@ -92,8 +92,8 @@ def to_tensor(img: Image.Image, prep: Preprocessing) -> np.ndarray:
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), _RESAMPLE[prep.interpolation])
-    top = int(round((new_h - prep.crop) / 2.0))
-    left = int(round((new_w - prep.crop) / 2.0))
+    top = round((new_h - prep.crop) / 2.0)
+    left = round((new_w - prep.crop) / 2.0)
     img = img.crop((left, top, left + prep.crop, top + prep.crop))
     arr = np.asarray(img, dtype=np.float32) / np.float32(255.0)
     mean = np.asarray(prep.mean, dtype=np.float32)

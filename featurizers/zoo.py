@@ -132,6 +132,4 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return ZOO[name]
     except KeyError:
-        raise UnknownModelError(
-            f"unknown pretrained model {name!r}; choose one of: {', '.join(sorted(ZOO))}"
-        ) from None
+        raise UnknownModelError(f"unknown pretrained model {name!r}; choose one of: {', '.join(sorted(ZOO))}") from None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tomllib
 from typing import Any
+
+import tomllib
 
 CLASSIFIERS = ("logisticregression", "randomforest")
 

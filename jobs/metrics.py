@@ -65,8 +65,9 @@ def report(pairs: Iterable[tuple[str, str, int]], labels: Sequence[str]) -> Repo
     )
 
 
-def evaluate(predictions: DataFrame, labels: Sequence[str], label_col: str = "label",
-             predicted_col: str = "predicted_label") -> Report:
+def evaluate(
+    predictions: DataFrame, labels: Sequence[str], label_col: str = "label", predicted_col: str = "predicted_label"
+) -> Report:
     """Report over the rows of ``predictions`` that have a prediction."""
     counts = (
         predictions.where(predictions[predicted_col].isNotNull())

@@ -3,8 +3,8 @@
     spark-submit jobs/score.py --output_model_name mnist_lite0_lr --tiles data/tiles
 
 Storage → tile rows → saved PipelineModel → predictions → storage. Executors write their own
-partitions of ``predictions/<output_model_name>/<run_id>/`` as Parquet (one row per tile: tile
-name, path, predicted label, its probability, reject reason, model, run id); Spark's
+partitions of ``predictions/<output_model_name>/<run_id>/`` as Parquet (one row per tile: see
+:mod:`jobs.predictions`, plus the tile's file name, the model and the run id); Spark's
 ``_SUCCESS`` marker, written last, says the run is complete. No prediction passes through the
 driver: it only counts the written rows for the summary.
 """
@@ -17,12 +17,12 @@ import time
 from typing import Any
 
 from pyspark.ml import PipelineModel
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import cli, config
 from jobs.datasets import folders
+from jobs.predictions import prediction_table
 from jobs.spark import get_spark, say, timed
 from jobs.storage import PREDICTIONS, TRAINED, LocalStorage, StorageError, open_storage
 
@@ -53,17 +53,11 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: LocalStorage) -
 
     model = PipelineModel.load(storage.uri(TRAINED, name))
     tiles = folders.load_unlabelled(spark, cfg.tiles, cfg.sample_frac, cfg.seed)
-    out = (
-        model.transform(tiles)
-        .select(
-            F.element_at(F.split("path", "/"), -1).alias("tile"),
-            "path",
-            "predicted_label",
-            F.array_max(vector_to_array("probability")).alias("probability"),
-            "reject_reason",
-            F.lit(name).alias("model"),
-            F.lit(run_id).alias("run_id"),
-        )
+    out = prediction_table(
+        model.transform(tiles),
+        F.element_at(F.split("path", "/"), -1).alias("tile"),
+        F.lit(name).alias("model"),
+        F.lit(run_id).alias("run_id"),
     )
     predictions_uri = storage.uri(PREDICTIONS, name, run_id)
     with timed(JOB, "featurize, predict and write", timings):

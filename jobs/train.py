@@ -21,7 +21,6 @@ from pyspark import StorageLevel
 from pyspark.ml import Estimator, Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
 from pyspark.ml.feature import IndexToString, StringIndexer
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -30,6 +29,7 @@ from featurizers.rejects import MaskRejects
 from jobs import cli, config
 from jobs.datasets import DatasetError, folders, mnist
 from jobs.metrics import evaluate
+from jobs.predictions import prediction_table
 from jobs.pretrained import ensure_onnx
 from jobs.spark import get_spark, say, timed
 from jobs.storage import RUNS, TRAINED, LocalStorage, open_storage
@@ -87,17 +87,6 @@ def reject_counts(features: DataFrame) -> dict[str, int]:
         .collect()  # one row per reason code
     )
     return {r["code"]: int(r["count"]) for r in rows}
-
-
-def prediction_table(predictions: DataFrame) -> DataFrame:
-    """The columns a person or a notebook reads: no feature vectors."""
-    return predictions.select(
-        "path",
-        "label",
-        "predicted_label",
-        F.array_max(vector_to_array("probability")).alias("probability"),
-        "reject_reason",
-    )
 
 
 def train(spark: SparkSession, cfg: config.TrainConfig, storage: LocalStorage) -> dict[str, Any]:
@@ -211,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return train(get_spark(f"train-{cfg.output_model_name}"), cfg, storage)
 
     return cli.run(JOB, go)
+
 
 if __name__ == "__main__":
     sys.exit(main())

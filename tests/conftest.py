@@ -26,7 +26,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark():  # noqa: ANN201
+def spark():
     from jobs.spark import get_spark
 
     session = get_spark("tests")
@@ -35,14 +35,14 @@ def spark():  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def storage(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def storage(tmp_path_factory: pytest.TempPathFactory):
     from jobs.storage import LocalStorage
 
     return LocalStorage(tmp_path_factory.mktemp("storage"))
 
 
 @pytest.fixture(scope="session")
-def lite0_onnx(storage) -> str:  # noqa: ANN001
+def lite0_onnx(storage) -> str:
     """EfficientNet-Lite0 with its real ImageNet weights, exported once for the session."""
     from jobs.pretrained import ensure_onnx
 

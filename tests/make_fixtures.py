@@ -111,9 +111,7 @@ def write_bad(out: Path, rng: np.random.Generator) -> None:
         "grey.png": encoded(rgb.convert("L"), "PNG"),
         "rgba.png": encoded(rgb.convert("RGBA"), "PNG"),
         "palette.png": encoded(rgb.convert("P"), "PNG"),
-        "grey16.png": encoded(
-            Image.fromarray(rng.integers(0, 65536, size=(40, 50), dtype=np.uint16)), "PNG"
-        ),
+        "grey16.png": encoded(Image.fromarray(rng.integers(0, 65536, size=(40, 50), dtype=np.uint16)), "PNG"),
         "cmyk.jpg": encoded(rgb.convert("CMYK"), "JPEG"),
         "tall_thin.tif": encoded(rgb.resize((9, 500)), "TIFF"),
         "empty.png": b"",

@@ -9,8 +9,9 @@ from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 
-from jobs import config, train
+from jobs import config, score, train
 from jobs.datasets import folders
+from jobs.predictions import prediction_table
 from jobs.storage import RUNS, TRAINED
 
 BAD_IN_TRAIN = ["truncated.png", "text.txt", "rgba.png"]  # into train/Barren
@@ -46,10 +47,10 @@ def test_counts_and_rejects_are_exact(trained, storage):
     n_train = AERIAL_COUNTS["train"] * len(AERIAL_LABELS)
     n_test = AERIAL_COUNTS["test"] * len(AERIAL_LABELS)
     bad_train = [n for n in BAD_IN_TRAIN if BAD_EXPECTED[n]]
-    bad_test = [n for n in BAD_IN_TEST if BAD_EXPECTED[n]]
     assert metrics["counts"]["train"]["images"] == n_train + len(BAD_IN_TRAIN)
     assert metrics["counts"]["train"]["rejected"] == len(bad_train) == 2
     assert metrics["counts"]["train"]["rejected_by_reason"] == {"truncated": 1, "not_an_image": 1}
+    assert metrics["counts"]["test"]["rejected"] == len([n for n in BAD_IN_TEST if BAD_EXPECTED[n]]) == 2
     assert metrics["counts"]["test"]["rejected_by_reason"] == {"empty": 1, "too_large": 1}
     assert trained["n_train"] == n_train + 1  # rgba.png is featurized, labelled Barren
     assert trained["n_test"] == metrics["n"] == n_test + 1  # grey16.png likewise, as Forest
@@ -77,7 +78,7 @@ def test_saved_model_reloads_and_predicts_identically(spark, storage, trained, a
         "MaskRejects",
     ]
     rows = folders.load_labelled(spark, str(aerial), "test")
-    again = {r["path"]: r for r in train.prediction_table(model.transform(rows)).collect()}
+    again = {r["path"]: r for r in prediction_table(model.transform(rows)).collect()}
     first = {r["path"]: r for r in spark.read.parquet(trained["predictions_uri"]).collect()}
     assert set(again) == set(first)
     for path, row in first.items():
@@ -93,5 +94,24 @@ def test_unknown_classifier_and_bad_layout_fail_clearly(aerial, tmp_path):
     (tmp_path / "train" / "stray.png").write_bytes(b"x")
     with pytest.raises(folders.LayoutError, match="files directly under the split"):
         folders.label_folders(str(tmp_path / "train"))
+    (tmp_path / "test").mkdir()
     with pytest.raises(folders.LayoutError, match="no label folders"):
+        folders.label_folders(str(tmp_path / "test"))
+    with pytest.raises(folders.LayoutError, match="folder not found"):
         folders.label_folders(str(tmp_path / "nothing"))
+
+
+def test_scoring_a_tile_set_with_bad_files_keeps_every_tile(spark, storage, trained, fixtures):
+    cfg = config.ScoreConfig(output_model_name="aerial_rf", tiles=str(fixtures / "bad"), storage=str(storage.root))
+    summary = score.score(spark, cfg.validate(), storage)
+    expected_rejects = sum(1 for code in BAD_EXPECTED.values() if code)
+    assert summary["n_tiles"] == len(BAD_EXPECTED)
+    assert summary["n_rejected"] == expected_rejects == 5
+    assert summary["n_scored"] == len(BAD_EXPECTED) - expected_rejects
+    rows = {r["tile"]: r for r in spark.read.parquet(summary["predictions_uri"]).collect()}
+    for name, code in BAD_EXPECTED.items():
+        if code is None:
+            assert rows[name]["predicted_label"] in AERIAL_LABELS and rows[name]["reject_reason"] is None
+        else:
+            assert rows[name]["predicted_label"] is None and rows[name]["reject_reason"].startswith(code)
+        assert rows[name]["model"] == "aerial_rf" and rows[name]["run_id"] == summary["run_id"]

@@ -65,4 +65,3 @@ def test_pixel_limit_is_a_parameter(fixtures):
     data = (fixtures / "bad" / "rgb_odd_size.png").read_bytes()
     with pytest.raises(RejectedImage, match="too_large: 37x301 pixels exceeds the limit of 1000"):
         decode_rgb(data, max_pixels=1000)
-

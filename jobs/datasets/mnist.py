@@ -145,9 +145,7 @@ def check_split(directory: str, split: str) -> tuple[IdxFile, IdxFile]:
     images = read_header(find(directory, SPLITS[split][0]), IMAGES_MAGIC)
     labels = read_header(find(directory, SPLITS[split][1]), LABELS_MAGIC)
     if images.count != labels.count:
-        raise MnistFormatError(
-            f"{directory}: {images.count} images but {labels.count} labels in the {split} split"
-        )
+        raise MnistFormatError(f"{directory}: {images.count} images but {labels.count} labels in the {split} split")
     return images, labels
 
 
