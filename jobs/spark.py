@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 # Image rows are large: Arrow batches of 10,000 rows (Spark's default) would hold ~1 GB of
@@ -20,8 +19,15 @@ ARROW_RECORDS_PER_BATCH = 256
 FILE_OPEN_COST = str(64 * 1024)
 
 
-def get_spark(app_name: str) -> SparkSession:
-    """The active session, or a new one; ``local[*]`` unless spark-submit named a master."""
+SYNAPSEML_PACKAGE = "com.microsoft.azure:synapseml_2.12:1.1.0"
+
+
+def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
+    """The active session, or a new one; ``local[*]`` unless spark-submit named a master.
+
+    ``synapseml`` adds SynapseML's jars from Maven Central. It takes effect only where this
+    call starts the JVM; under spark-submit pass ``--packages`` instead.
+    """
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_RECORDS_PER_BATCH))
@@ -29,10 +35,14 @@ def get_spark(app_name: str) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "true")
         .config("spark.sql.session.timeZone", "UTC")
     )
-    # Under spark-submit the JVM already carries --master; only a plain `python` run needs one.
-    SparkContext._ensure_initialized()
-    if not SparkConf().contains("spark.master"):
-        builder = builder.config("spark.master", "local[*]")
+    # spark-submit starts the JVM with its --master (local[*] by default) and tells the Python
+    # process the gateway's port; only a plain `python` run needs a master here.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # In local mode the executors live in the driver's JVM: AlexNet (233 MB) under
+        # SynapseML's ONNXModel does not fit Spark's 1 GB default.
+        builder = builder.config("spark.master", "local[*]").config("spark.driver.memory", "4g")
+    if synapseml:
+        builder = builder.config("spark.jars.packages", SYNAPSEML_PACKAGE)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark

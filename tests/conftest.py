@@ -29,7 +29,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spark():
     from jobs.spark import get_spark
 
-    session = get_spark("tests")
+    session = get_spark("tests", synapseml=True)  # both featurizer engines are tested
     yield session
     session.stop()
 
