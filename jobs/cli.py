@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from featurizers.export import WeightsUnavailableError
+from featurizers.image_featurizer import EngineError
 from featurizers.zoo import UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
@@ -21,7 +22,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
 EXIT_BAD_INPUT = 2  # configuration, data or storage that the user must fix
 
-BAD_INPUT = (ConfigError, DatasetError, StorageError, UnknownModelError, WeightsUnavailableError)
+BAD_INPUT = (ConfigError, EngineError, DatasetError, StorageError, UnknownModelError, WeightsUnavailableError)
 
 
 def new_run_id() -> str:

@@ -6,15 +6,26 @@ imports it, so scoring machines need only onnxruntime.
 
 from __future__ import annotations
 
+import os
+
 from featurizers.export import export, onnx_file_name
-from jobs.storage import PRETRAINED, LocalStorage
+from jobs.storage import PRETRAINED, LocalStorage, Storage, temp_dir
 
 
-def ensure_onnx(storage: LocalStorage, name: str, weights: str | None = None) -> str:
-    """URI of ``name``'s ONNX file in storage, exporting it (and its model card) if absent."""
+def ensure_onnx(storage: Storage, name: str, weights: str | None = None) -> str:
+    """A local path of ``name``'s ONNX file, exporting it (and its model card) to storage if absent.
+
+    For remote storage the file is fetched once into a temp folder: the driver reads it to
+    broadcast it, and a saved model carries its own copy.
+    """
     file_name = onnx_file_name(name, weights)
     if not storage.exists(PRETRAINED, file_name):
         data, card = export(name, weights)
         storage.write_json(card, PRETRAINED, file_name.replace(".onnx", ".json"))
         storage.write_bytes(data, PRETRAINED, file_name)
-    return storage.uri(PRETRAINED, file_name)
+    if isinstance(storage, LocalStorage):
+        return storage.uri(PRETRAINED, file_name)
+    local = os.path.join(temp_dir("onnx-"), file_name)
+    with open(local, "wb") as f:
+        f.write(storage.read_bytes(PRETRAINED, file_name))
+    return local

@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any
 
-from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -24,7 +23,7 @@ from jobs import cli, config
 from jobs.datasets import folders
 from jobs.predictions import prediction_table
 from jobs.spark import get_spark, say, timed
-from jobs.storage import PREDICTIONS, TRAINED, LocalStorage, StorageError, open_storage
+from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 
 JOB = "score"
 
@@ -41,29 +40,28 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     return config.build(config.ScoreConfig, args.pop("conf"), args)
 
 
-def score(spark: SparkSession, cfg: config.ScoreConfig, storage: LocalStorage) -> dict[str, Any]:
+def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
     run_id = cli.new_run_id()
     timings: dict[str, float] = {}
     name = cfg.output_model_name
-    if not storage.exists(TRAINED, name):
+    if not storage.exists(TRAINED, f"{name}.json"):
         raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}")
     card = storage.read_json(TRAINED, f"{name}.json")
     say(JOB, f"run {run_id}: scoring {cfg.tiles} with {name} (trained in run {card['run_id']})")
 
-    model = PipelineModel.load(storage.uri(TRAINED, name))
-    tiles = folders.load_unlabelled(spark, cfg.tiles, cfg.sample_frac, cfg.seed)
+    model = storage.load_model(TRAINED, name)
+    tiles = folders.load_unlabelled(spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed)
     out = prediction_table(
         model.transform(tiles),
         F.element_at(F.split("path", "/"), -1).alias("tile"),
         F.lit(name).alias("model"),
         F.lit(run_id).alias("run_id"),
     )
-    predictions_uri = storage.uri(PREDICTIONS, name, run_id)
     with timed(JOB, "featurize, predict and write", timings):
-        out.write.parquet(predictions_uri)
+        predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
 
-    written = spark.read.parquet(predictions_uri)
+    written = storage.read_table(spark, PREDICTIONS, name, run_id)
     n_tiles = written.count()
     n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
     seconds = timings["featurize, predict and write"]
@@ -86,7 +84,10 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: LocalStorage) -
 def main(argv: list[str] | None = None) -> int:
     def go() -> dict[str, Any]:
         cfg = parse_args(argv)
-        return score(get_spark(f"score-{cfg.output_model_name}"), cfg, open_storage(cfg.storage))
+        spark = get_spark(f"score-{cfg.output_model_name}")
+        storage = open_storage(cfg.storage, spark)
+        storage.check()
+        return score(spark, cfg, storage)
 
     return cli.run(JOB, go)
 

@@ -40,7 +40,12 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         # In local mode the executors live in the driver's JVM: AlexNet (233 MB) under
         # SynapseML's ONNXModel does not fit Spark's 1 GB default.
-        builder = builder.config("spark.master", "local[*]").config("spark.driver.memory", "4g")
+        builder = builder.config("spark.master", "local[*]").config(
+            "spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g")
+        )
+        # Python workers use this interpreter (and its packages) unless told otherwise;
+        # pyspark reads only the environment variable for that.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if synapseml:
         builder = builder.config("spark.jars.packages", SYNAPSEML_PACKAGE)
     spark = builder.getOrCreate()

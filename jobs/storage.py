@@ -1,45 +1,148 @@
-"""The storage root, laid out like the original sample's storage account.
+"""Storage: where inputs are read and models, predictions, metrics and the run index are written.
+
+The storage root is laid out like the original sample's storage account:
 
 ``<root>/pretrainedmodels/``  exported ONNX networks and their model cards
 ``<root>/trainedmodels/<name>/``  saved PipelineModels (featurizer + classifier + labels)
-``<root>/predictions/<name>/<run_id>/``  scored tile sets (Parquet, ``_SUCCESS`` written last)
+``<root>/predictions/<name>/<run_id>/``  scored tile sets (Parquet parts, then ``_SUCCESS``)
 ``<root>/runs/<run_id>/``  one run's ``metrics.json`` and its test-set predictions
+``<root>/runs/index.jsonl``  the run history, one record per training run (jobs/runs.py)
+``<root>/features/<key>/<split>/``  featurized splits kept by ``--cache_features``
 
-The root is a local folder by default (``./data``). Small files (metrics, cards) are written
-whole and atomically (temp file, then rename) so a reader never sees half a file; Spark writes
-the large outputs itself through its Hadoop FileSystem.
+Three kinds of location share one interface (:class:`Storage`):
+
+* a local folder or ``file://`` URI (the default, ``./data``): :class:`LocalStorage`;
+* Azure Blob Storage (``wasbs://``, ``https://<account>.blob.core.windows.net/``, ``az://``):
+  :class:`jobs.blob.BlobStorage`, through azure-storage-blob;
+* any other Hadoop URI (``abfss://``, ``hdfs://``, ``s3a://``): :class:`HadoopStorage`, handed
+  to Spark as is.
+
+Visibility: small files are written whole (a reader never sees half of one); a table becomes
+visible when its ``_SUCCESS`` is written, after every part; a saved model when it is complete.
 """
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import json
 import os
+import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import pandas as pd
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession
 
 PRETRAINED = "pretrainedmodels"
 TRAINED = "trainedmodels"
 PREDICTIONS = "predictions"
 RUNS = "runs"
+FEATURES = "features"
+HIDDEN = (".", "_")  # names that are not data (_SUCCESS, .DS_Store), as Hadoop tools treat them
+SUCCESS = "_SUCCESS"
 
 
 class StorageError(RuntimeError):
-    """A storage location that cannot be used; the message names it."""
+    """A storage location that cannot be used; the message names it (never its secrets)."""
 
 
-class LocalStorage:
-    """A storage root on the local file system (or any mount the executors share)."""
+class Reader:
+    """Reads whole files by the URI a listing gave; picklable, so executors carry it."""
+
+    def read(self, uri: str) -> bytes:
+        with open(uri, "rb") as f:
+            return f.read()
+
+    def local_copy(self, uri: str) -> str:
+        """A local path holding the file (itself, for local files)."""
+        return uri
+
+
+class Storage(ABC):
+    """A root folder somewhere; ``parts`` name paths below it."""
+
+    @abstractmethod
+    def uri(self, *parts: str) -> str:
+        """A URI naming ``parts``, for people and records."""
+
+    @abstractmethod
+    def exists(self, *parts: str) -> bool: ...
+
+    @abstractmethod
+    def read_bytes(self, *parts: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        """Writes a whole file so that readers see all of it or none of it; returns its URI."""
+
+    @abstractmethod
+    def head(self, n: int, *parts: str) -> bytes:
+        """The first ``n`` bytes of a file (headers are checked without fetching the file)."""
+
+    @abstractmethod
+    def size(self, *parts: str) -> int: ...
+
+    @abstractmethod
+    def append_line(self, line: str, *parts: str) -> None:
+        """Appends one line to a file, whole, even when runs append at the same time."""
+
+    @abstractmethod
+    def list_files(self, *parts: str) -> list[str]:
+        """Paths (relative to ``parts``, '/'-separated) of every file below, recursively, sorted.
+
+        Names starting with ``.`` or ``_`` are not data and are left out.
+        """
+
+    @abstractmethod
+    def reader(self) -> Reader:
+        """What executors use to read the files that :meth:`list_files` finds."""
+
+    @abstractmethod
+    def write_table(self, df: DataFrame, *parts: str) -> str:
+        """Writes ``df`` as Parquet from the executors, then ``_SUCCESS``; returns the URI."""
+
+    @abstractmethod
+    def read_table(self, spark: SparkSession, *parts: str) -> DataFrame: ...
+
+    @abstractmethod
+    def read_frame(self, *parts: str) -> pd.DataFrame:
+        """A (small) written table as pandas, for notebooks."""
+
+    @abstractmethod
+    def save_model(self, model: PipelineModel, *parts: str) -> str: ...
+
+    @abstractmethod
+    def load_model(self, *parts: str) -> PipelineModel: ...
+
+    def check(self) -> None:
+        """Fails early, with one line, when the location cannot be used (remote kinds check)."""
+        return None
+
+    def read_json(self, *parts: str) -> Any:
+        return json.loads(self.read_bytes(*parts))
+
+    def write_json(self, obj: Any, *parts: str) -> str:
+        return self.write_bytes(json.dumps(obj, indent=2, sort_keys=True).encode(), *parts)
+
+    def table_complete(self, *parts: str) -> bool:
+        return self.exists(*parts, SUCCESS)
+
+
+class LocalStorage(Storage):
+    """A folder on the local file system (or a mount every executor shares)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         text = str(root)
-        if text.startswith("file://"):
+        if text.startswith("file:"):
             text = urlparse(text).path
         self.root = Path(text).resolve()
 
     def uri(self, *parts: str) -> str:
-        """An absolute path that Spark and this process both open."""
         return str(self.root.joinpath(*parts))
 
     def exists(self, *parts: str) -> bool:
@@ -65,16 +168,186 @@ class LocalStorage:
             raise
         return str(path)
 
-    def read_json(self, *parts: str) -> Any:
-        return json.loads(self.read_bytes(*parts))
+    def head(self, n: int, *parts: str) -> bytes:
+        try:
+            with open(self.root.joinpath(*parts), "rb") as f:
+                return f.read(n)
+        except FileNotFoundError:
+            raise StorageError(f"not found: {self.uri(*parts)}") from None
 
-    def write_json(self, obj: Any, *parts: str) -> str:
-        return self.write_bytes(json.dumps(obj, indent=2, sort_keys=True).encode(), *parts)
+    def size(self, *parts: str) -> int:
+        return self.root.joinpath(*parts).stat().st_size
+
+    def append_line(self, line: str, *parts: str) -> None:
+        path = self.root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.write(line.rstrip("\n") + "\n")
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def list_files(self, *parts: str) -> list[str]:
+        top = self.root.joinpath(*parts)
+        if not top.is_dir():
+            raise StorageError(f"folder not found: {top}")
+        found: list[str] = []
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if not d.startswith(HIDDEN)]
+            rel = Path(folder).relative_to(top)
+            found.extend((rel / f).as_posix() for f in files if not f.startswith(HIDDEN))
+        return sorted(found)
+
+    def reader(self) -> Reader:
+        return Reader()
+
+    def write_table(self, df: DataFrame, *parts: str) -> str:
+        df.write.mode("overwrite").parquet(self.uri(*parts))  # Spark writes _SUCCESS last
+        return self.uri(*parts)
+
+    def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
+        if not self.table_complete(*parts):
+            raise StorageError(f"no complete table at {self.uri(*parts)}")
+        return spark.read.parquet(self.uri(*parts))
+
+    def read_frame(self, *parts: str) -> pd.DataFrame:
+        return pd.read_parquet(self.uri(*parts))
+
+    def save_model(self, model: PipelineModel, *parts: str) -> str:
+        # Saved beside, then renamed into place: a reader never loads half a model.
+        target = self.root.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        model.write().overwrite().save(str(staging / "model"))
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging / "model", target)
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        return str(target)
+
+    def load_model(self, *parts: str) -> PipelineModel:
+        if not self.exists(*parts):
+            raise StorageError(f"no saved model at {self.uri(*parts)}")
+        return PipelineModel.load(self.uri(*parts))
 
 
-def open_storage(root: str) -> LocalStorage:
-    """The storage at ``root``: a local path or ``file://`` URI."""
+class HadoopStorage(Storage):
+    """Any URI Spark's Hadoop FileSystem opens (abfss://, hdfs://, s3a://, …), passed as is.
+
+    Small files go through the JVM from the driver. Executors cannot read these URIs from
+    Python, so image sets here are read by Spark's binaryFile source (which skips empty files).
+    """
+
+    def __init__(self, root: str, spark: SparkSession) -> None:
+        from featurizers.hadoop_io import _fs_and_path
+
+        self.spark = spark
+        fs, path = _fs_and_path(spark, root.rstrip("/"))
+        # Qualified once (file:///x -> file:/x), so URIs built here match those Spark lists.
+        self.root = fs.makeQualified(path).toString().rstrip("/")
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def _fs(self, *parts: str) -> tuple[Any, Any]:
+        from featurizers.hadoop_io import _fs_and_path
+
+        return _fs_and_path(self.spark, self.uri(*parts))
+
+    def exists(self, *parts: str) -> bool:
+        fs, path = self._fs(*parts)
+        return bool(fs.exists(path))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        from featurizers.hadoop_io import read_bytes
+
+        if not self.exists(*parts):
+            raise StorageError(f"not found: {self.uri(*parts)}")
+        return read_bytes(self.spark, self.uri(*parts))
+
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        from featurizers.hadoop_io import write_bytes
+
+        write_bytes(self.spark, self.uri(*parts), data)
+        return self.uri(*parts)
+
+    def head(self, n: int, *parts: str) -> bytes:
+        fs, path = self._fs(*parts)
+        stream = fs.open(path)
+        try:
+            buf = bytearray(n)
+            got = stream.read(buf)
+            return bytes(buf[: max(got, 0)])
+        finally:
+            stream.close()
+
+    def size(self, *parts: str) -> int:
+        fs, path = self._fs(*parts)
+        return int(fs.getFileStatus(path).getLen())
+
+    def append_line(self, line: str, *parts: str) -> None:
+        # Hadoop object stores have no atomic append: read, add, rewrite (one writer at a time).
+        old = self.read_bytes(*parts).decode() if self.exists(*parts) else ""
+        self.write_bytes((old + line.rstrip("\n") + "\n").encode(), *parts)
+
+    def list_files(self, *parts: str) -> list[str]:
+        fs, path = self._fs(*parts)
+        if not fs.exists(path):
+            raise StorageError(f"folder not found: {self.uri(*parts)}")
+        files = fs.listFiles(path, True)
+        base = fs.makeQualified(path).toString().rstrip("/") + "/"
+        found = []
+        while files.hasNext():
+            name = files.next().getPath().toString()[len(base) :]
+            if not any(p.startswith(HIDDEN) for p in name.split("/")):
+                found.append(name)
+        return sorted(found)
+
+    def reader(self) -> Reader:
+        raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")
+
+    def write_table(self, df: DataFrame, *parts: str) -> str:
+        df.write.mode("overwrite").parquet(self.uri(*parts))
+        return self.uri(*parts)
+
+    def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
+        return spark.read.parquet(self.uri(*parts))
+
+    def read_frame(self, *parts: str) -> pd.DataFrame:
+        return self.read_table(self.spark, *parts).toPandas()
+
+    def save_model(self, model: PipelineModel, *parts: str) -> str:
+        model.write().overwrite().save(self.uri(*parts))
+        return self.uri(*parts)
+
+    def load_model(self, *parts: str) -> PipelineModel:
+        return PipelineModel.load(self.uri(*parts))
+
+
+def open_storage(root: str, spark: SparkSession | None = None) -> Storage:
+    """The storage at ``root``: local path or ``file://``, an Azure Blob URI, or a Hadoop URI."""
+    from jobs import blob
+
     scheme = urlparse(root).scheme
     if scheme in ("", "file"):
         return LocalStorage(root)
-    raise StorageError(f"storage root {root!r}: only local folders are supported as a storage root")
+    if blob.is_blob_uri(root):
+        return blob.BlobStorage(root)
+    if spark is None:
+        raise StorageError(f"{root}: a Hadoop URI needs the Spark session")
+    return HadoopStorage(root, spark)
+
+
+_TEMP_DIRS: list[str] = []
+
+
+def temp_dir(prefix: str) -> str:
+    """A local folder that lives as long as this process (models loaded from remote storage)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    if not _TEMP_DIRS:
+        atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _TEMP_DIRS])
+    _TEMP_DIRS.append(path)
+    return path

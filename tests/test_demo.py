@@ -4,43 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
-import pytest
-from conftest import DEMO, ROOT, require
-
-from jobs.storage import LocalStorage
+from conftest import DEMO
 
 SUMMARY_KEYS = {"run_id", "model", "accuracy", "n_train", "n_test", "metrics_uri", "predictions_uri", "seconds"}
-
-
-def submit(script: str, *args: str) -> dict:
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    submit_bin = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    log4j = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2.properties'}"
-    done = subprocess.run(
-        [submit_bin, "--driver-java-options", log4j, str(ROOT / "jobs" / script), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # spark-submit merges the job's stderr (progress) into stdout; the summary is the last line.
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    require(DEMO / "mnist")
-    require(DEMO / "tiles")
-    storage = tmp_path_factory.mktemp("demo_storage")
-    common = ["--conf", "conf/mnist_demo.toml", "--storage", str(storage)]
-    trained = submit("train.py", *common, "--train_sample_frac", "0.05", "--test_sample_frac", "0.05")
-    scored = submit("score.py", *common)
-    return LocalStorage(storage), trained, scored
 
 
 def test_train_summary_and_metrics(demo_run):

@@ -12,11 +12,12 @@ from featurizers.image_featurizer import ImageFeaturizer
 from featurizers.preprocess import prepare
 from featurizers.zoo import ZOO
 from jobs.datasets import folders
+from jobs.storage import LocalStorage
 
 
 @pytest.fixture(scope="module")
 def bad_features(spark, fixtures, lite0_onnx):
-    rows = folders.load_unlabelled(spark, str(fixtures / "bad"))
+    rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad"))
     featurizer = ImageFeaturizer.from_zoo("efficientnet_lite0", lite0_onnx, batchSize=4)
     return featurizer.transform(rows).select("path", "features", "reject_reason").collect()
 
@@ -53,7 +54,7 @@ def test_featurizer_persists_with_its_network(spark, fixtures, lite0_onnx, tmp_p
     loaded = ImageFeaturizer.load(str(tmp_path / "f"))
     assert loaded.getOrDefault("modelPath") == str(tmp_path / "f" / "model.onnx")
     assert loaded.getOrDefault("batchSize") == 3 and loaded.uid == featurizer.uid
-    rows = folders.load_unlabelled(spark, str(fixtures / "bad")).where(F.col("path").endswith("grey.png"))
+    rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad")).where(F.col("path").endswith("grey.png"))
     a = featurizer.transform(rows).select("features").head()[0].toArray()
     b = loaded.transform(rows).select("features").head()[0].toArray()
     assert np.array_equal(a, b)

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from jobs import config, score, train
 from jobs.datasets import folders
 from jobs.predictions import prediction_table
-from jobs.storage import RUNS, TRAINED
+from jobs.storage import RUNS, TRAINED, LocalStorage
 
 BAD_IN_TRAIN = ["truncated.png", "text.txt", "rgba.png"]  # into train/Barren
 BAD_IN_TEST = ["empty.png", "bomb.png", "grey16.png"]  # into test/Forest
@@ -77,7 +77,7 @@ def test_saved_model_reloads_and_predicts_identically(spark, storage, trained, a
         "IndexToString",
         "MaskRejects",
     ]
-    rows = folders.load_labelled(spark, str(aerial), "test")
+    rows = folders.load_labelled(spark, LocalStorage(aerial), "test")
     again = {r["path"]: r for r in prediction_table(model.transform(rows)).collect()}
     first = {r["path"]: r for r in spark.read.parquet(trained["predictions_uri"]).collect()}
     assert set(again) == set(first)
@@ -93,12 +93,12 @@ def test_unknown_classifier_and_bad_layout_fail_clearly(aerial, tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "stray.png").write_bytes(b"x")
     with pytest.raises(folders.LayoutError, match="files directly under the split"):
-        folders.label_folders(str(tmp_path / "train"))
+        folders.labelled_files(LocalStorage(tmp_path), "train")
     (tmp_path / "test").mkdir()
     with pytest.raises(folders.LayoutError, match="no label folders"):
-        folders.label_folders(str(tmp_path / "test"))
+        folders.labelled_files(LocalStorage(tmp_path), "test")
     with pytest.raises(folders.LayoutError, match="folder not found"):
-        folders.label_folders(str(tmp_path / "nothing"))
+        folders.labelled_files(LocalStorage(tmp_path), "nothing")
 
 
 def test_scoring_a_tile_set_with_bad_files_keeps_every_tile(spark, storage, trained, fixtures):

@@ -16,6 +16,7 @@ from featurizers.image_featurizer import EngineError, ImageFeaturizer
 from featurizers.preprocess import prepare
 from featurizers.zoo import ZOO, UnknownModelError, get_entry
 from jobs.datasets import folders
+from jobs.storage import LocalStorage
 
 # Inputs of different modes and shapes; parity is checked on what the featurizer really sees.
 IMAGES = ["rgb_odd_size.png", "grey16.png", "palette.png"]
@@ -37,7 +38,7 @@ def test_both_engines_equal_torch(name, spark, fixtures, tmp_path):
     assert expected.shape == (len(IMAGES), entry.feature_dim)
     got_ort = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     np.testing.assert_allclose(got_ort, expected, atol=TOLERANCE)
-    rows = folders.load_unlabelled(spark, str(fixtures / "bad")).where(
+    rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad")).where(
         F.element_at(F.split("path", "/"), -1).isin(IMAGES)
     )
     for engine in ("onnx", "synapseml"):
@@ -49,7 +50,7 @@ def test_both_engines_equal_torch(name, spark, fixtures, tmp_path):
 
 
 def test_synapseml_engine_keeps_rejects(spark, fixtures, lite0_onnx):
-    rows = folders.load_unlabelled(spark, str(fixtures / "bad"))
+    rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad"))
     featurizer = ImageFeaturizer.from_zoo("efficientnet_lite0", lite0_onnx, engine="synapseml")
     out = featurizer.transform(rows).select("path", "features", "reject_reason").collect()
     onnx = ImageFeaturizer.from_zoo("efficientnet_lite0", lite0_onnx).transform(rows)

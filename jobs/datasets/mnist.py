@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-import os
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
+from jobs.storage import LocalStorage, Storage, StorageError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -74,36 +75,64 @@ def _open(path: str) -> IO[bytes]:
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-def find(directory: str, stem: str) -> str:
-    """``directory/stem`` or ``directory/stem.gz``, whichever exists."""
+def find(location: Storage, stem: str) -> str:
+    """``stem`` or ``stem.gz``, whichever ``location`` holds."""
     for name in (stem, f"{stem}.gz"):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            return path
-    raise MnistFormatError(f"{directory}: missing {stem} (or {stem}.gz)")
+        if location.exists(name):
+            return name
+    raise MnistFormatError(f"{location.uri()}: missing {stem} (or {stem}.gz)")
+
+
+def parse_header(path: str, head: bytes, magic: int) -> IdxFile:
+    """The header at the start of ``head`` (already decompressed); checks magic and size."""
+    dims = 3 if magic == IMAGES_MAGIC else 1
+    if len(head) < 4 + 4 * dims:
+        raise MnistFormatError(f"{path}: header is {len(head)} bytes, expected {4 + 4 * dims}")
+    found, *sizes = struct.unpack(f">{1 + dims}I", head[: 4 + 4 * dims])
+    if found != magic:
+        raise MnistFormatError(f"{path}: magic number {found}, expected {magic}")
+    return IdxFile(path, sizes[0], tuple(sizes[1:]))
 
 
 def read_header(path: str, magic: int) -> IdxFile:
-    """Checks the magic number, the dimensions and that the file holds exactly ``count`` records."""
+    """Checks a local file's magic number, dimensions, and that it holds exactly ``count`` records."""
     dims = 3 if magic == IMAGES_MAGIC else 1
     try:
         with _open(path) as f:
-            head = f.read(4 + 4 * dims)
-            if len(head) < 4 + 4 * dims:
-                raise MnistFormatError(f"{path}: header is {len(head)} bytes, expected {4 + 4 * dims}")
-            found, *sizes = struct.unpack(f">{1 + dims}I", head)
-            if found != magic:
-                raise MnistFormatError(f"{path}: magic number {found}, expected {magic}")
-            idx = IdxFile(path, sizes[0], tuple(sizes[1:]))
+            idx = parse_header(path, f.read(4 + 4 * dims), magic)
             body = _body_length(f)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise MnistFormatError(f"{path}: unreadable ({exc})") from None
+    _check_length(idx, body)
+    return idx
+
+
+def _check_length(idx: IdxFile, body: int) -> None:
     expected = idx.count * idx.record_size
     if body != expected:
         raise MnistFormatError(
-            f"{path}: {body} bytes of records, expected {expected} "
+            f"{idx.path}: {body} bytes of records, expected {expected} "
             f"({idx.count} records of {idx.record_size} bytes); truncated or corrupt"
         )
+
+
+def check_file(location: Storage, name: str, magic: int) -> IdxFile:
+    """Checks one idx file where it lies, fetching only its head when it is remote.
+
+    A remote gzip file's length can only be known by inflating it all; executors check it then.
+    """
+    if isinstance(location, LocalStorage):
+        return read_header(location.uri(name), magic)
+    uri = location.uri(name)
+    head = location.head(1 << 16, name)
+    if name.endswith(".gz"):
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        except zlib.error as exc:
+            raise MnistFormatError(f"{uri}: unreadable ({exc})") from None
+        return parse_header(uri, head, magic)
+    idx = parse_header(uri, head, magic)
+    _check_length(idx, location.size(name) - idx.header_size)
     return idx
 
 
@@ -136,16 +165,16 @@ def read_records(idx: IdxFile, start: int, stop: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape((stop - start, *idx.shape))
 
 
-def check_split(directory: str, split: str) -> tuple[IdxFile, IdxFile]:
+def check_split(location: Storage, split: str) -> tuple[IdxFile, IdxFile]:
     """The split's checked image and label files; their counts must agree."""
     if split not in SPLITS:
         raise MnistFormatError(f"unknown split {split!r}; MNIST has {', '.join(SPLITS)}")
-    if not os.path.isdir(directory):
-        raise MnistFormatError(f"MNIST directory not found: {directory}")
-    images = read_header(find(directory, SPLITS[split][0]), IMAGES_MAGIC)
-    labels = read_header(find(directory, SPLITS[split][1]), LABELS_MAGIC)
+    images = check_file(location, find(location, SPLITS[split][0]), IMAGES_MAGIC)
+    labels = check_file(location, find(location, SPLITS[split][1]), LABELS_MAGIC)
     if images.count != labels.count:
-        raise MnistFormatError(f"{directory}: {images.count} images but {labels.count} labels in the {split} split")
+        raise MnistFormatError(
+            f"{location.uri()}: {images.count} images but {labels.count} labels in the {split} split"
+        )
     return images, labels
 
 
@@ -157,29 +186,34 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def load_split(
     spark: SparkSession,
-    directory: str,
+    location: Storage,
     split: str,
     fraction: float = 1.0,
     seed: int = 42,
     class_names: list[str] | None = None,
 ) -> DataFrame:
     """Image rows for ``split``; ``path`` is ``<images file name>#<index>``."""
-    images, labels = check_split(os.path.abspath(directory), split)
+    try:
+        images, labels = check_split(location, split)
+    except StorageError as exc:
+        raise MnistFormatError(str(exc)) from None
     n_classes = 256 if class_names is None else len(class_names)
     names = list(class_names) if class_names is not None else [str(i) for i in range(256)]
     parts = max(spark.sparkContext.defaultParallelism, -(-images.count // RECORDS_PER_PARTITION))
-    ids = spark.range(0, images.count, numPartitions=parts)
-    ids = sample(ids, fraction, seed, key="id")
-    stem = os.path.basename(images.path)
+    ids = sample(spark.range(0, images.count, numPartitions=parts), fraction, seed, key="id")
+    stem = images.path.rsplit("/", 1)[-1]
+    reader = location.reader()
 
     def read(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        local_images = IdxFile(reader.local_copy(images.path), images.count, images.shape)
+        local_labels = IdxFile(reader.local_copy(labels.path), labels.count, labels.shape)
         for batch in batches:
             index = batch["id"].to_numpy()
             if len(index) == 0:
                 continue
             lo, hi = int(index.min()), int(index.max()) + 1
-            pix = read_records(images, lo, hi)[index - lo]
-            lab = read_records(labels, lo, hi)[index - lo]
+            pix = read_records(local_images, lo, hi)[index - lo]
+            lab = read_records(local_labels, lo, hi)[index - lo]
             if int(lab.max()) >= n_classes:
                 raise MnistFormatError(f"{labels.path}: label {int(lab.max())} has no class name")
             yield pd.DataFrame(

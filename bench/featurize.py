@@ -1,0 +1,161 @@
+"""Featurization speed, measured in one run on the same ONNX network and the same files.
+
+    python bench/featurize.py [--models resnet18 alexnet] [--images 2000] [--out FILE]
+
+Three ways over identical inputs (real NEON aerial tiles, repeated to ``--images`` files):
+
+* ``plain``: one process, one onnxruntime session using every core, read -> decode ->
+  preprocess -> run in batches. The reference a Spark engine is held to.
+* ``spark_onnx``: the ImageFeaturizer's default engine on ``local[*]``.
+* ``spark_synapseml``: the same Transformer on SynapseML's ONNXModel.
+
+Networks carry random weights (speed does not depend on their values). Each timing starts
+after a warm-up that loads the model, so it measures steady throughput. Prints a table and
+writes a JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from featurizers import export  # noqa: E402
+from featurizers.image_featurizer import ImageFeaturizer, featurize_batch  # noqa: E402
+from featurizers.zoo import get_entry  # noqa: E402
+from jobs.datasets import folders  # noqa: E402
+from jobs.pretrained import ensure_onnx  # noqa: E402
+from jobs.spark import get_spark  # noqa: E402
+from jobs.storage import LocalStorage  # noqa: E402
+
+CACHE = ROOT / ".cache" / "bench"
+TILES = ROOT / ".cache" / "demo" / "tiles"
+
+
+def bench_files(n: int) -> list[Path]:
+    """``n`` files cycling through the demo's real tiles, so decode costs are real."""
+    out = CACHE / f"tiles_{n}"
+    sources = sorted(p for p in TILES.iterdir() if p.suffix == ".png")
+    if not sources:
+        sys.exit(f"no tiles in {TILES}: run `make data` first")
+    if not out.exists() or len(list(out.iterdir())) != n:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for i in range(n):
+            shutil.copy(sources[i % len(sources)], out / f"tile_{i:06d}.png")
+    return sorted(out.iterdir())
+
+
+def plain_loop(model: str, onnx_path: str, files: list[Path], batch: int) -> float:
+    entry = get_entry(model)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    featurize_batch(session, [f.read_bytes() for f in files[:batch]], entry.preprocessing, entry.feature_dim, 1 << 30)
+    start = time.perf_counter()
+    for i in range(0, len(files), batch):
+        data = [f.read_bytes() for f in files[i : i + batch]]
+        feats, reasons = featurize_batch(session, data, entry.preprocessing, entry.feature_dim, 1 << 30)
+        assert not any(reasons) and np.isfinite(feats).all()
+    return len(files) / (time.perf_counter() - start)
+
+
+def spark_engine(spark: Any, model: str, onnx_path: str, folder: Path, n: int, engine: str, batch: int) -> float:
+    featurizer = ImageFeaturizer.from_zoo(model, onnx_path, engine=engine, batchSize=batch)
+    rows = folders.load_unlabelled(spark, LocalStorage(folder))
+    featurizer.transform(rows.limit(4 * batch)).write.format("noop").mode("overwrite").save()  # warm-up
+    # Same files, every one a valid PNG (tests cover rejects): a sample checks nothing was rejected.
+    assert featurizer.transform(rows.limit(batch)).where("reject_reason is not null").count() == 0
+    start = time.perf_counter()
+    featurizer.transform(rows).select("features", "reject_reason").write.format("noop").mode("overwrite").save()
+    return n / (time.perf_counter() - start)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a / b, 3)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("OutOfMemoryError", "Exception:"):
+        if marker in text:
+            return text[text.index(marker) :].splitlines()[0][:200]
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["resnet18", "alexnet"])
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "featurize.json")
+    args = p.parse_args()
+    files = bench_files(args.images)
+    storage = LocalStorage(CACHE)
+    spark = get_spark("bench-featurize", synapseml=True)
+    results = []
+    for model in args.models:
+        onnx_path = ensure_onnx(storage, model, export.RANDOM)
+        r = {"model": model, "images": len(files), "batch": args.batch}
+        r["plain_images_per_s"] = round(plain_loop(model, onnx_path, files, args.batch), 2)
+        for engine in ("onnx", "synapseml"):
+            try:
+                speed = spark_engine(spark, model, onnx_path, files[0].parent, len(files), engine, args.batch)
+                r[f"spark_{engine}_images_per_s"] = round(speed, 2)
+            except Exception as exc:  # recorded, not hidden: e.g. SynapseML out of JVM heap
+                r[f"spark_{engine}_images_per_s"] = None
+                r[f"spark_{engine}_error"] = _first_line(exc)
+        r["spark_onnx_vs_plain"] = _ratio(r["spark_onnx_images_per_s"], r["plain_images_per_s"])
+        r["spark_synapseml_vs_plain"] = _ratio(r["spark_synapseml_images_per_s"], r["plain_images_per_s"])
+        r["spark_onnx_vs_synapseml"] = _ratio(r["spark_onnx_images_per_s"], r["spark_synapseml_images_per_s"])
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    report = {
+        "benchmark": "featurize",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "spark_master": spark.sparkContext.master,
+        "onnxruntime": ort.__version__,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(
+        f"\n{'model':<10} "
+        + " ".join(f"{h:>11}" for h in ("plain", "spark onnx", "synapseml", "onnx/plain", "onnx/synml"))
+    )
+    for r in results:
+        cells = [r[k] for k in ("plain_images_per_s", "spark_onnx_images_per_s", "spark_synapseml_images_per_s")]
+        cells += [r["spark_onnx_vs_plain"], r["spark_onnx_vs_synapseml"]]
+        print(f"{r['model']:<10} " + " ".join(f"{'failed' if c is None else c:>11}" for c in cells))
+    print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""Azure Blob Storage: URIs, credentials, retried clients, and a storage root in a container.
+
+URIs (all three name a container and a path in it):
+
+* ``wasbs://<container>@<account>.blob.core.windows.net/<path>`` (the original sample's form;
+  ``wasb://`` too)
+* ``https://<account>.blob.core.windows.net/<container>/<path>``
+* ``az://<container>/<path>``, the account coming from the credentials
+
+Credentials, first found wins: ``AZURE_STORAGE_CONNECTION_STRING``; ``AZURE_STORAGE_ACCOUNT``
+with ``AZURE_STORAGE_KEY`` or ``AZURE_STORAGE_SAS_TOKEN`` (and ``AZURE_STORAGE_BLOB_ENDPOINT``
+for an emulator); or a secrets file named by ``AZURE_STORAGE_SECRETS`` (INI, section
+``[azure]``: ``connection_string``, or ``account`` with ``key`` or ``sas_token``; like the
+original's ``settings.cfg``, keep it outside the repository). Secrets are never printed: they
+are left out of reprs and error messages, and never written into run records.
+
+Clients retry transient failures (timeouts, connection errors, 5xx, throttling) with
+exponential backoff for about half a minute before a job gives up.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.storage import HIDDEN, SUCCESS, Reader, Storage, StorageError, temp_dir
+
+_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
+SCHEMES = ("wasbs", "wasb", "az")
+RETRY = {"retry_total": 6, "initial_backoff": 1.0, "increment_base": 2}  # ~1, 3, 5, 9, 17 s waits
+
+
+@dataclass(frozen=True)
+class BlobPath:
+    account: str | None  # None for az://, which takes the credentials' account
+    container: str
+    path: str  # no leading or trailing slash; "" for the container's root
+
+
+def is_blob_uri(uri: str) -> bool:
+    parsed = urlparse(uri)
+    return parsed.scheme in SCHEMES or (parsed.scheme == "https" and bool(_HOST.match(parsed.netloc)))
+
+
+def parse(uri: str) -> BlobPath:
+    """Splits a blob URI of any of the three forms; raises StorageError for anything else."""
+    parsed = urlparse(uri)
+    path = parsed.path.strip("/")
+    if parsed.scheme in ("wasbs", "wasb"):
+        container, _, host = parsed.netloc.partition("@")
+        m = _HOST.match(host)
+        if not container or m is None:
+            raise StorageError(f"{uri!r}: expected wasbs://<container>@<account>.blob.core.windows.net/<path>")
+        return BlobPath(m["account"], container, path)
+    if parsed.scheme == "https":
+        m = _HOST.match(parsed.netloc)
+        container, _, rest = path.partition("/")
+        if m is None or not container:
+            raise StorageError(f"{uri!r}: expected https://<account>.blob.core.windows.net/<container>/<path>")
+        return BlobPath(m["account"], container, rest)
+    if parsed.scheme == "az" and parsed.netloc:
+        return BlobPath(None, parsed.netloc, path)
+    raise StorageError(f"{uri!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)")
+
+
+@dataclass(frozen=True)
+class BlobCredentials:
+    """How to reach one storage account. Picklable, so executors build their own clients."""
+
+    account: str
+    endpoint: str
+    key: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
+    connection_string: str | None = field(default=None, repr=False)
+
+    def service(self) -> Any:
+        """A BlobServiceClient with retries, one per process and account."""
+        cached = _CLIENTS.get(self)
+        if cached is None:
+            from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+            retry = ExponentialRetry(**RETRY)
+            if self.connection_string:
+                cached = BlobServiceClient.from_connection_string(self.connection_string, retry_policy=retry)
+            else:
+                credential: Any = self.sas_token
+                if self.key:
+                    credential = {"account_name": self.account, "account_key": self.key}
+                cached = BlobServiceClient(self.endpoint, credential=credential, retry_policy=retry)
+            _CLIENTS[self] = cached
+        return cached
+
+    def container(self, name: str) -> Any:
+        return self.service().get_container_client(name)
+
+
+_CLIENTS: dict[BlobCredentials, Any] = {}
+
+
+def _from_connection_string(text: str) -> BlobCredentials:
+    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    account = parts.get("AccountName")
+    if not account:
+        raise StorageError("the Azure connection string has no AccountName")
+    endpoint = parts.get("BlobEndpoint") or (
+        f"{parts.get('DefaultEndpointsProtocol', 'https')}://{account}.blob."
+        f"{parts.get('EndpointSuffix', 'core.windows.net')}"
+    )
+    return BlobCredentials(account, endpoint.rstrip("/"), connection_string=text)
+
+
+def credentials(account: str | None) -> BlobCredentials:
+    """The credentials for ``account`` (or the configured one); see the module doc for sources."""
+    env = os.environ
+    found: BlobCredentials | None = None
+    if env.get("AZURE_STORAGE_CONNECTION_STRING"):
+        found = _from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+    elif env.get("AZURE_STORAGE_ACCOUNT"):
+        name = env["AZURE_STORAGE_ACCOUNT"]
+        found = BlobCredentials(
+            name,
+            env.get("AZURE_STORAGE_BLOB_ENDPOINT", f"https://{name}.blob.core.windows.net").rstrip("/"),
+            key=env.get("AZURE_STORAGE_KEY"),
+            sas_token=env.get("AZURE_STORAGE_SAS_TOKEN"),
+        )
+    elif env.get("AZURE_STORAGE_SECRETS"):
+        found = _from_file(env["AZURE_STORAGE_SECRETS"])
+    if found is None:
+        raise StorageError(
+            f"no credentials for storage account {account or '(unnamed)'}: set AZURE_STORAGE_CONNECTION_STRING, "
+            "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_SECRETS"
+        )
+    if account is not None and account != found.account:
+        raise StorageError(f"credentials are for account {found.account}, the URI names {account}")
+    return found
+
+
+def _from_file(path: str) -> BlobCredentials:
+    cfg = configparser.ConfigParser()
+    if not cfg.read(path) or "azure" not in cfg:
+        raise StorageError(f"secrets file {path}: no [azure] section")
+    sec = cfg["azure"]
+    if sec.get("connection_string"):
+        return _from_connection_string(sec["connection_string"])
+    if not sec.get("account"):
+        raise StorageError(f"secrets file {path}: [azure] needs connection_string, or account with key or sas_token")
+    name = sec["account"]
+    return BlobCredentials(
+        name,
+        sec.get("blob_endpoint", f"https://{name}.blob.core.windows.net").rstrip("/"),
+        key=sec.get("key"),
+        sas_token=sec.get("sas_token"),
+    )
+
+
+def describe(exc: Exception, what: str) -> StorageError:
+    """A one-line StorageError for an Azure SDK error, naming no secret (SDK texts may hold URLs)."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+    if isinstance(exc, ResourceNotFoundError):
+        code = getattr(exc, "error_code", None) or "not found"
+        return StorageError(f"{what}: {code}")
+    if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) in (401, 403):
+        return StorageError(f"{what}: access denied (check the account key or SAS token)")
+    if isinstance(exc, HttpResponseError):
+        return StorageError(f"{what}: HTTP {exc.status_code} {getattr(exc, 'error_code', '') or ''}".rstrip())
+    return StorageError(f"{what}: {type(exc).__name__}")
+
+
+class BlobReader(Reader):
+    """Reads blobs by URI on executors, one retried client per process and account."""
+
+    def __init__(self, creds: BlobCredentials) -> None:
+        self.creds = creds
+
+    def read(self, uri: str) -> bytes:
+        loc = parse(uri)
+        try:
+            return self.creds.container(loc.container).download_blob(loc.path).readall()
+        except Exception as exc:
+            raise describe(exc, f"read {uri}") from None
+
+    def local_copy(self, uri: str) -> str:
+        """Downloads the blob once per process into a temp folder (idx files read by range)."""
+        path = _LOCAL_COPIES.get(uri)
+        if path is None:
+            loc = parse(uri)
+            path = os.path.join(temp_dir("blob-"), os.path.basename(loc.path))
+            with open(path, "wb") as f:
+                self.creds.container(loc.container).download_blob(loc.path).readinto(f)
+            _LOCAL_COPIES[uri] = path
+        return path
+
+
+_LOCAL_COPIES: dict[str, str] = {}
+
+
+class BlobStorage(Storage):
+    """A storage root in a blob container: ``<container>/<path>/…``."""
+
+    def __init__(self, root: str) -> None:
+        loc = parse(root)
+        self.creds = credentials(loc.account)
+        self.container_name = loc.container
+        self.prefix = loc.path
+        self.client = self.creds.container(loc.container)
+
+    def _name(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def uri(self, *parts: str) -> str:
+        return f"wasbs://{self.container_name}@{self.creds.account}.blob.core.windows.net/{self._name(*parts)}"
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise describe(exc, what) from None
+
+    def check(self) -> None:
+        """Fails early, with one line, when the container is missing or the credentials are wrong."""
+        if not self._call(f"container {self.container_name}", self.client.exists):
+            raise StorageError(f"container {self.container_name} not found in account {self.creds.account}")
+
+    def exists(self, *parts: str) -> bool:
+        return bool(self._call(f"exists {self.uri(*parts)}", self.client.get_blob_client(self._name(*parts)).exists))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        blob = self.client.get_blob_client(self._name(*parts))
+        return bytes(self._call(f"read {self.uri(*parts)}", lambda: blob.download_blob().readall()))
+
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        # One Put Blob (or a block list committed at the end): readers see all or nothing.
+        blob = self.client.get_blob_client(self._name(*parts))
+        self._call(f"write {self.uri(*parts)}", blob.upload_blob, data, overwrite=True)
+        return self.uri(*parts)
+
+    def head(self, n: int, *parts: str) -> bytes:
+        blob = self.client.get_blob_client(self._name(*parts))
+        size = self.size(*parts)
+        return bytes(self._call(f"read {self.uri(*parts)}", lambda: blob.download_blob(0, min(n, size)).readall()))
+
+    def size(self, *parts: str) -> int:
+        blob = self.client.get_blob_client(self._name(*parts))
+        return int(self._call(f"read {self.uri(*parts)}", blob.get_blob_properties).size)
+
+    def append_line(self, line: str, *parts: str) -> None:
+        """An append blob: each Append Block is atomic, so concurrent runs' lines stay whole."""
+        blob = self.client.get_blob_client(self._name(*parts))
+
+        def append() -> None:
+            if not blob.exists():
+                from azure.core.exceptions import ResourceExistsError
+
+                try:
+                    blob.create_append_blob(if_none_match="*")
+                except ResourceExistsError:
+                    pass  # another run created it first
+            blob.append_block((line.rstrip("\n") + "\n").encode())
+
+        self._call(f"append {self.uri(*parts)}", append)
+
+    def _names(self, *parts: str) -> list[tuple[str, int]]:
+        name = self._name(*parts)
+        prefix = f"{name}/" if name else ""
+        blobs = self._call(f"list {self.uri(*parts)}", lambda: list(self.client.list_blobs(name_starts_with=prefix)))
+        return [(b.name[len(prefix) :], int(b.size)) for b in blobs]
+
+    def list_files(self, *parts: str) -> list[str]:
+        self.check()
+        names = [n for n, _ in self._names(*parts) if not any(p.startswith(HIDDEN) for p in n.split("/"))]
+        if not names:
+            raise StorageError(f"folder not found or empty: {self.uri(*parts)}")
+        return sorted(names)
+
+    def reader(self) -> Reader:
+        return BlobReader(self.creds)
+
+    def write_table(self, df: DataFrame, *parts: str) -> str:
+        """Each task uploads its partition as ``part-<partition>.parquet`` (a retried task writes
+        the same name again, so nothing is duplicated); ``_SUCCESS`` lists the parts, last."""
+        creds, container, base = self.creds, self.container_name, self._name(*parts)
+        schema = df.schema
+
+        def upload(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            from pyspark import TaskContext
+
+            frames = list(batches)
+            table = pa.Table.from_pandas(
+                pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=schema.names),
+                schema=_arrow_schema(schema),
+                preserve_index=False,
+            )
+            name = f"{base}/part-{TaskContext.get().partitionId():05d}.parquet"
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            creds.container(container).upload_blob(name, sink.getvalue().to_pybytes(), overwrite=True)
+            yield pd.DataFrame({"part": [name.rsplit("/", 1)[1]], "rows": [table.num_rows]})
+
+        written = df.mapInPandas(upload, "part string, rows long").collect()  # one row per partition
+        manifest = {
+            "parts": sorted(r["part"] for r in written),
+            "rows": sum(int(r["rows"]) for r in written),
+            "schema": schema.jsonValue(),
+        }
+        self.write_json(manifest, *parts, SUCCESS)
+        return self.uri(*parts)
+
+    def _manifest(self, *parts: str) -> dict[str, Any]:
+        if not self.exists(*parts, SUCCESS):
+            raise StorageError(f"no complete table at {self.uri(*parts)}")
+        return dict(self.read_json(*parts, SUCCESS))
+
+    def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
+        from pyspark.sql.types import StructType
+
+        manifest = self._manifest(*parts)
+        schema = StructType.fromJson(manifest["schema"])
+        reader, uris = self.reader(), [self.uri(*parts, p) for p in manifest["parts"]]
+        names = spark.createDataFrame([(u,) for u in uris], "uri string").repartition(max(1, len(uris)))
+
+        def download(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            import pyarrow.parquet as pq
+
+            for batch in batches:
+                for uri in batch["uri"]:
+                    yield pq.read_table(io.BytesIO(reader.read(uri))).to_pandas()
+
+        return names.mapInPandas(download, schema)
+
+    def read_frame(self, *parts: str) -> pd.DataFrame:
+        import pyarrow.parquet as pq
+
+        manifest = self._manifest(*parts)
+        frames = [pq.read_table(io.BytesIO(self.read_bytes(*parts, p))).to_pandas() for p in manifest["parts"]]
+        return pd.concat(frames, ignore_index=True)
+
+    def save_model(self, model: PipelineModel, *parts: str) -> str:
+        """Uploads into a new version folder, then points ``_MODEL`` at it: a reader loads the
+        old model or the new one, never a mix (old versions stay until deleted)."""
+        local = os.path.join(temp_dir("model-"), "model")
+        model.write().overwrite().save(local)
+        files = sorted(p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file())
+        version = f"v-{uuid.uuid4().hex[:12]}"
+        for f in files:
+            self.write_bytes((Path(local) / f).read_bytes(), *parts, version, *f.split("/"))
+        self.write_json({"version": version, "files": files}, *parts, MODEL_MARKER)
+        return self.uri(*parts)
+
+    def load_model(self, *parts: str) -> PipelineModel:
+        if not self.exists(*parts, MODEL_MARKER):
+            raise StorageError(f"no saved model at {self.uri(*parts)}")
+        marker = self.read_json(*parts, MODEL_MARKER)
+        local = os.path.join(temp_dir("model-"), "model")
+        for f in marker["files"]:
+            target = Path(local) / f
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_bytes(*parts, marker["version"], *f.split("/")))
+        return PipelineModel.load(local)
+
+
+MODEL_MARKER = "_MODEL"
+
+
+def _arrow_schema(schema: Any) -> Any:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(schema)

@@ -1,0 +1,176 @@
+"""Azure Blob Storage for real, against Azurite: URIs, credentials, the jobs end to end, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import pytest
+from azurite import ACCOUNT, KEY, connection_string, running
+from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
+
+from jobs import blob, cli, config, convert, score, train
+from jobs.datasets import mnist
+from jobs.storage import PRETRAINED, RUNS, TRAINED, LocalStorage, StorageError, open_storage
+
+HOST = f"{ACCOUNT}.blob.core.windows.net"
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    with running(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def env(azurite):
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_SECRETS"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(azurite.port))
+        service = blob.credentials(None).service()
+        for name in ("train", "tiles", "models", "mnist"):
+            service.create_container(name)
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def uploaded(env, fixtures, tmp_path_factory):
+    """The aerial fixture (with bad files mixed in) and the idx files, uploaded by the converter."""
+    aerial = tmp_path_factory.mktemp("aerial_bad")
+    shutil.copytree(fixtures / "aerial", aerial, dirs_exist_ok=True)
+    shutil.copy(fixtures / "bad" / "truncated.png", aerial / "train" / "Barren" / "truncated.png")
+    shutil.copy(fixtures / "bad" / "empty.png", aerial / "test" / "Forest" / "empty.png")
+    counts = {
+        "aerial": convert.upload(str(aerial), f"wasbs://train@{HOST}/aerial", 8),
+        "tiles": convert.upload(str(fixtures / "bad"), f"https://{HOST}/tiles/batch1", 8),
+        "idx": convert.upload(str(fixtures / "idx_gz"), "az://mnist/", 4),
+    }
+    return counts
+
+
+def test_uri_forms():
+    assert blob.parse(f"wasbs://train@{HOST}/a/b") == blob.BlobPath(ACCOUNT, "train", "a/b")
+    assert blob.parse(f"https://{HOST}/train/a/b/") == blob.BlobPath(ACCOUNT, "train", "a/b")
+    assert blob.parse("az://train") == blob.BlobPath(None, "train", "")
+    with pytest.raises(StorageError, match="expected wasbs://<container>@<account>"):
+        blob.parse("wasbs://train@example.com/x")
+    assert not blob.is_blob_uri("abfss://c@acct.dfs.core.windows.net/x")
+
+
+def test_credentials_sources_and_no_secret_in_repr(tmp_path, monkeypatch):
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_SECRETS"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(StorageError, match="set AZURE_STORAGE_CONNECTION_STRING"):
+        blob.credentials("acct")
+    secrets = tmp_path / "settings.cfg"
+    secrets.write_text("[azure]\naccount = acct\nkey = c2VjcmV0LWtleQ==\n")
+    monkeypatch.setenv("AZURE_STORAGE_SECRETS", str(secrets))
+    creds = blob.credentials("acct")
+    assert (creds.account, creds.endpoint, creds.key) == (
+        "acct",
+        "https://acct.blob.core.windows.net",
+        "c2VjcmV0LWtleQ==",
+    )
+    assert "c2VjcmV0" not in repr(creds)
+    with pytest.raises(StorageError, match="credentials are for account acct, the URI names other"):
+        blob.credentials("other")
+
+
+def test_storage_basics_and_concurrent_appends(env):
+    store = open_storage("az://models/basics")
+    store.write_json({"a": 1}, "x", "card.json")
+    assert store.read_json("x", "card.json") == {"a": 1}
+    assert store.exists("x", "card.json") and not store.exists("x", "nope.json")
+    assert store.head(3, "x", "card.json") == b"{\n "
+    threads = [threading.Thread(target=store.append_line, args=(json.dumps({"i": i}), "log.jsonl")) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = store.read_bytes("log.jsonl").decode().splitlines()
+    assert sorted(json.loads(line)["i"] for line in lines) == list(range(20))
+
+
+def test_upload_counts(uploaded):
+    n_aerial = sum(AERIAL_COUNTS.values()) * len(AERIAL_LABELS) + 2
+    assert uploaded["aerial"]["files"] == n_aerial
+    assert uploaded["tiles"]["files"] == len(BAD_EXPECTED)
+    assert uploaded["idx"]["files"] == 4
+
+
+def test_mnist_from_blob(env, uploaded, spark, fixtures):
+    location = open_storage("az://mnist")
+    images, labels = mnist.check_split(location, "train")
+    assert (images.count, labels.count) == (30, 30)
+    rows = mnist.load_split(spark, location, "train").collect()
+    local = {r["path"]: r for r in mnist.load_split(spark, LocalStorage(fixtures / "idx_gz"), "train").collect()}
+    assert len(rows) == 30
+    assert all(r["label"] == local[r["path"]]["label"] and r["image"] == local[r["path"]]["image"] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def blob_runs(env, uploaded, spark, storage, lite0_onnx):
+    """Train and score with data, tiles and the storage root all in Azurite."""
+    root = open_storage("az://models/root")
+    root.write_bytes(storage.read_bytes(PRETRAINED, "efficientnet_lite0.onnx"), PRETRAINED, "efficientnet_lite0.onnx")
+    root.write_bytes(storage.read_bytes(PRETRAINED, "efficientnet_lite0.json"), PRETRAINED, "efficientnet_lite0.json")
+    cfg = config.TrainConfig(
+        output_model_name="aerial_lr", dataset="aerial", data=f"wasbs://train@{HOST}/aerial", storage="az://models/root"
+    ).validate()
+    trained = train.train(spark, cfg, root)
+    scored = score.score(
+        spark,
+        config.ScoreConfig(
+            output_model_name="aerial_lr", tiles=f"https://{HOST}/tiles/batch1", storage="az://models/root"
+        ),
+        root,
+    )
+    return root, trained, scored
+
+
+def test_train_on_blob_counts_rejects_and_writes_everything_there(blob_runs):
+    root, trained, _ = blob_runs
+    metrics = root.read_json(RUNS, trained["run_id"], "metrics.json")
+    assert metrics["counts"]["train"]["rejected_by_reason"] == {"truncated": 1}
+    assert metrics["counts"]["test"]["rejected_by_reason"] == {"empty": 1}
+    assert trained["n_train"] == AERIAL_COUNTS["train"] * len(AERIAL_LABELS)
+    assert trained["n_test"] == AERIAL_COUNTS["test"] * len(AERIAL_LABELS)
+    assert trained["predictions_uri"].startswith("wasbs://models@")
+    assert root.exists(TRAINED, "aerial_lr", "_MODEL") and root.exists(RUNS, "index.jsonl")
+    assert "AccountKey" not in json.dumps(metrics) and KEY not in json.dumps(metrics)
+    frame = root.read_frame(*metrics["predictions_path"])
+    assert len(frame) == trained["n_test"] + 1
+
+
+def test_score_from_blob_keeps_every_tile(blob_runs, spark):
+    root, _, scored = blob_runs
+    assert scored["n_tiles"] == len(BAD_EXPECTED)
+    assert scored["n_rejected"] == sum(1 for c in BAD_EXPECTED.values() if c)
+    manifest = root.read_json("predictions", "aerial_lr", scored["run_id"], "_SUCCESS")
+    assert manifest["rows"] == len(BAD_EXPECTED)
+    rows = root.read_table(spark, "predictions", "aerial_lr", scored["run_id"]).collect()
+    assert sorted(r["tile"] for r in rows) == sorted(BAD_EXPECTED)
+    reloaded = root.load_model(TRAINED, "aerial_lr")
+    assert type(reloaded.stages[0]).__name__ == "ImageFeaturizer"
+
+
+def test_missing_container_and_wrong_key_fail_in_one_line(env, azurite, uploaded, capsys, monkeypatch):
+    args = ["--dataset", "aerial", "--data", f"wasbs://train@{HOST}/aerial", "--output_model_name", "x"]
+    assert train.main([*args, "--storage", "az://nosuchcontainer/x"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err == f"train: error: container nosuchcontainer not found in account {ACCOUNT}"
+    wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(azurite.port, wrong))
+    blob._CLIENTS.clear()
+    try:
+        code = score.main(
+            ["--output_model_name", "aerial_lr", "--tiles", "az://tiles/batch1", "--storage", "az://models/root"]
+        )
+        out = capsys.readouterr()
+    finally:
+        blob._CLIENTS.clear()
+    assert code == cli.EXIT_BAD_INPUT
+    assert out.err.strip() == "score: error: container models: access denied (check the account key or SAS token)"
+    assert wrong not in out.err + out.out

@@ -1,0 +1,126 @@
+"""Classifiers beyond the defaults, tuning, the run index and its CLI, MLflow, the pixel baseline."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from make_fixtures import AERIAL_LABELS
+from PIL import Image
+from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
+
+from featurizers.pixels import PixelFeaturizer, grey_pixels
+from jobs import config, runs, train
+from jobs.datasets import folders, mnist
+from jobs.storage import RUNS, TRAINED, LocalStorage
+
+
+@pytest.fixture(scope="module")
+def history(spark, fixtures, lite0_onnx, storage, tmp_path_factory, monkeypatch_module):
+    """Three runs in a fresh storage root: tuned LR (logged to MLflow), GBT, pixels + RF."""
+    root = LocalStorage(tmp_path_factory.mktemp("history"))
+    shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")  # reuse the export
+    mlruns = tmp_path_factory.mktemp("mlruns")
+    base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root)}
+    monkeypatch_module.setenv("MLFLOW_TRACKING_URI", mlruns.as_uri())
+    monkeypatch_module.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps file stores behind a flag
+    tuned = train.train(spark, config.TrainConfig(output_model_name="lr", tune=True, **base).validate(), root)
+    monkeypatch_module.delenv("MLFLOW_TRACKING_URI")
+    gbt_cfg = config.TrainConfig(output_model_name="gbt", mmlspark_model_type="gbt", gbt={"maxIter": 5}, **base)
+    gbt = train.train(spark, gbt_cfg.validate(), root)
+    pix_cfg = config.TrainConfig(
+        output_model_name="pix", pretrained_model_type="pixels", mmlspark_model_type="randomforest", **base
+    )
+    pix = train.train(spark, pix_cfg.validate(), root)
+    return root, mlruns, tuned, gbt, pix
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_index_has_one_record_per_run(history):
+    root, _, tuned, gbt, pix = history
+    records = runs.load(root)
+    assert [r["run_id"] for r in records] == [tuned["run_id"], gbt["run_id"], pix["run_id"]]
+    first = records[0]
+    assert first["classifier"] == "logisticregression" and first["dataset"] == "aerial"
+    assert set(first["per_class"]) == set(AERIAL_LABELS)
+    assert first["accuracy"] == tuned["accuracy"] and first["n_train"] == tuned["n_train"]
+    assert records[2]["pretrained_model_type"] == "pixels"
+
+
+def test_tuning_records_every_candidate(history):
+    root, _, tuned, _, _ = history
+    metrics = root.read_json(RUNS, tuned["run_id"], "metrics.json")
+    candidates = metrics["tuning"]
+    assert [c["params"]["regParam"] for c in candidates] == [0.001, 0.01, 0.1]
+    assert all(0.0 <= c["validation_accuracy"] <= 1.0 for c in candidates)
+    best = max(candidates, key=lambda c: c["validation_accuracy"])
+    assert metrics["classifier_params"]["regParam"] == best["params"]["regParam"]
+
+
+def test_gbt_predicts_without_probabilities_and_reloads(history, spark, fixtures):
+    root, _, _, gbt, _ = history
+    rows = spark.read.parquet(gbt["predictions_uri"])
+    assert rows.where(F.col("predicted_label").isNull()).count() == 0
+    assert rows.where(F.col("probability").isNotNull()).count() == 0  # OneVsRest has none
+    model = PipelineModel.load(root.uri(TRAINED, "gbt"))
+    again = model.transform(folders.load_labelled(spark, LocalStorage(fixtures / "aerial"), "test"))
+    assert again.where(F.col("predicted_label").isin(list(AERIAL_LABELS))).count() == rows.count()
+
+
+def test_cli_list_show_compare_best(history, capsys):
+    root, _, tuned, gbt, pix = history
+    assert runs.main(["--storage", str(root.root), "--json", "list"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert runs.main(["--storage", str(root.root), "list"]) == 0
+    listing = capsys.readouterr().out
+    assert tuned["run_id"] in listing and "gbt" in listing and "pixels" in listing
+    assert runs.main(["--storage", str(root.root), "show", tuned["run_id"][:22]]) == 0
+    shown = capsys.readouterr().out
+    assert all(label in shown for label in AERIAL_LABELS) and "precision" in shown
+    assert runs.main(["--storage", str(root.root), "compare", tuned["run_id"], gbt["run_id"]]) == 0
+    assert "f1 Forest" in capsys.readouterr().out
+    assert runs.main(["--storage", str(root.root), "--json", "best", "--metric", "macro_f1"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    assert best["macro_f1"] == max(r["macro_f1"] for r in (tuned, gbt, pix))
+    assert runs.main(["--storage", str(root.root), "show", "nope"]) == 2
+
+
+def test_mlflow_gets_params_metrics_and_artifacts(history, monkeypatch):
+    import mlflow
+
+    _, mlruns, tuned, _, _ = history
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = mlflow.tracking.MlflowClient(tracking_uri=mlruns.as_uri())
+    found = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], f"tags.run_id = '{tuned['run_id']}'"
+    )
+    assert len(found) == 1
+    run = found[0]
+    assert run.data.params["classifier"] == "logisticregression"
+    assert run.data.params["pretrained_model_type"] == "efficientnet_lite0"
+    assert run.data.metrics["accuracy"] == pytest.approx(tuned["accuracy"], abs=1e-4)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert artifacts == {"metrics.json", "efficientnet_lite0.json"}
+
+
+def test_pixel_featurizer_is_raw_pixels_over_255(spark, fixtures):
+    rows = mnist.load_split(spark, LocalStorage(fixtures / "idx"), "train")
+    out = PixelFeaturizer().transform(rows).select("path", "features", "reject_reason").collect()
+    images = np.load(fixtures / "idx_train_images.npy")
+    assert len(out) == 30
+    for r in out:
+        i = int(r["path"].split("#")[1])
+        assert r["reject_reason"] is None
+        np.testing.assert_array_equal(r["features"].toArray(), images[i].reshape(-1).astype(np.float32) / 255)
+    data = (fixtures / "bad" / "rgb_odd_size.png").read_bytes()  # 37 x 301 RGB: grey, then resized
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("L").resize((28, 28)), dtype=np.float32) / 255
+    np.testing.assert_array_equal(grey_pixels(data, 28), expected.reshape(-1))

@@ -1,0 +1,94 @@
+"""Local and Hadoop-URI storage, the MNIST converter, and the jobs' one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS
+from PIL import Image
+from pyspark.ml import PipelineModel
+
+from featurizers.rejects import MaskRejects
+from jobs import cli, convert, score, train
+from jobs.datasets import folders
+from jobs.storage import HadoopStorage, LocalStorage, StorageError
+
+
+def test_local_writes_are_whole_and_lists_skip_hidden(tmp_path):
+    store = LocalStorage(tmp_path)
+    store.write_bytes(b"abc", "a", "b.bin")
+    (tmp_path / "a" / "_SUCCESS").write_bytes(b"")
+    (tmp_path / "a" / ".hidden").write_bytes(b"")
+    assert store.list_files() == ["a/b.bin"]
+    assert [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".b.bin")] == []  # no temp left
+    assert (store.head(2, "a", "b.bin"), store.size("a", "b.bin")) == (b"ab", 3)
+    with pytest.raises(StorageError, match="not found"):
+        store.read_bytes("nope")
+
+
+def test_saving_a_model_replaces_it_whole(tmp_path, spark):
+    store = LocalStorage(tmp_path)
+    for cols in (["a"], ["b", "c"]):
+        store.save_model(PipelineModel([MaskRejects(maskCols=cols)]), "trainedmodels", "m")
+    assert store.load_model("trainedmodels", "m").stages[0].getOrDefault("maskCols") == ["b", "c"]
+    assert sorted(p.name for p in (tmp_path / "trainedmodels").iterdir()) == ["m"]
+
+
+def test_hadoop_uris_go_through_spark(tmp_path, spark, fixtures):
+    store = HadoopStorage((tmp_path / "h").as_uri(), spark)
+    store.write_bytes(b"{}", "x.json")
+    assert store.read_json("x.json") == {} and store.exists("x.json") and store.size("x.json") == 2
+    store.append_line("one", "log")
+    store.append_line("two", "log")
+    assert store.read_bytes("log") == b"one\ntwo\n"
+    df = spark.createDataFrame([(1, "a"), (2, "b")], "n long, s string")
+    store.write_table(df, "t")
+    assert sorted(r["n"] for r in store.read_table(spark, "t").collect()) == [1, 2]
+    aerial = HadoopStorage((fixtures / "aerial").as_uri(), spark)
+    rows = folders.load_labelled(spark, aerial, "train").collect()
+    assert len(rows) == AERIAL_COUNTS["train"] * len(AERIAL_LABELS)
+    assert {r["label"] for r in rows} == set(AERIAL_LABELS)
+
+
+def test_mnist_to_folders(fixtures, tmp_path, capsys):
+    assert (
+        convert.main(["mnist-to-folders", "--data", str(fixtures / "idx_gz"), "--out", str(tmp_path), "--workers", "2"])
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == '{"train": 30, "test": 10}'
+    labels = np.load(fixtures / "idx_train_labels.npy")
+    images = np.load(fixtures / "idx_train_images.npy")
+    png = tmp_path / "train" / str(labels[7]) / "00007.png"
+    assert np.array_equal(np.asarray(Image.open(png)), images[7])
+    assert sum(1 for _ in (tmp_path / "train").rglob("*.png")) == 30
+
+
+def test_jobs_fail_in_one_line_with_exit_code_2(fixtures, tmp_path, capsys, spark):
+    broken = tmp_path / "mnist"
+    broken.mkdir()
+    for f in (fixtures / "idx").iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "train-images-idx3-ubyte").write_bytes(
+        (fixtures / "idx_broken" / "truncated-images-idx3-ubyte").read_bytes()
+    )
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    storage = tmp_path / "storage"
+    cases = [
+        (train.main, ["--dataset", "mnist", "--data", str(broken)], "bytes of records, expected 23520"),
+        (train.main, ["--dataset", "aerial", "--data", str(tmp_path / "empty")], "no label folders"),
+        (train.main, ["--mmlspark_model_type", "svm"], None),
+        (score.main, ["--output_model_name", "none", "--tiles", str(fixtures / "bad")], "no trained model 'none'"),
+    ]
+    for main, args, message in cases:
+        if message is None:
+            with pytest.raises(SystemExit) as exit_info:  # argparse's own check of choices
+                main([*args, "--storage", str(storage)])
+            assert exit_info.value.code == 2
+            capsys.readouterr()
+            continue
+        assert main([*args, "--storage", str(storage)]) == cli.EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip().splitlines()  # progress lines, then the error
+        errors = [line for line in err if ": error: " in line]
+        assert len(errors) == 1 and message in errors[0] and errors[0] == err[-1], err
+        assert not any("Traceback" in line for line in err)
+    assert not storage.exists()  # failed before writing anything
