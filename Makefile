@@ -11,7 +11,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 SUBMIT := $(VENV)/bin/spark-submit --driver-memory 4g \
 	--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)"
 
-.PHONY: demo test lint bench data clean
+.PHONY: demo test lint bench data dist clean
 
 demo: $(VENV)/.installed data
 	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml
@@ -26,6 +26,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 # SynapseML holds AlexNet's 233 MB network per task in the JVM: give the driver room.
 bench: $(VENV)/.installed data
 	SPARK_DRIVER_MEMORY=12g $(PY) bench/featurize.py
+	$(PY) bench/scale.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
@@ -75,6 +76,12 @@ $(DEMO)/imagenet/.ready: $(VENV)/.installed
 	cd $(PKGS)/foolbox && unzip -q -o ../foolbox-3.3.4-py3-none-any.whl 'foolbox/data/imagenet_*'
 	cp $(PKGS)/foolbox/foolbox/data/imagenet_*.jpg $(DEMO)/imagenet/
 	touch $@
+
+# The code for a cluster: spark-submit --py-files dist/app.zip jobs/score.py … (see README).
+dist:
+	mkdir -p dist
+	rm -f dist/app.zip
+	zip -qr dist/app.zip jobs featurizers -x '*__pycache__*'
 
 clean:
 	rm -rf data $(DEMO) $(PKGS)

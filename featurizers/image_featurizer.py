@@ -114,17 +114,22 @@ def _param(name: str, doc: str, converter: Any) -> Param:
     return Param(Params._dummy(), name, doc, converter)
 
 
-class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, MLReadable, MLWritable):
-    """Encoded image bytes -> CNN features (``VectorUDT``) plus a reject reason column."""
+class HasRejects(Params):
+    """What every featurizer shares: where reject reasons go, and the decompression-bomb limit."""
 
     rejectCol = _param("rejectCol", "output column: why an image was rejected (null if not)", TypeConverters.toString)
+    maxPixels = _param("maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
+
+
+class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLReadable, MLWritable):
+    """Encoded image bytes -> CNN features (``VectorUDT``) plus a reject reason column."""
+
     modelPath = _param("modelPath", "URI of the ONNX network (input N x 3 x H x W)", TypeConverters.toString)
     modelName = _param("modelName", "zoo name of the network, for records", TypeConverters.toString)
     featureDim = _param("featureDim", "length of the feature vector", TypeConverters.toInt)
     preprocessing = _param("preprocessing", "JSON of featurizers.zoo.Preprocessing", TypeConverters.toString)
     batchSize = _param("batchSize", "images per onnxruntime call", TypeConverters.toInt)
     numThreads = _param("numThreads", "onnxruntime intra-op threads per task", TypeConverters.toInt)
-    maxPixels = _param("maxPixels", "larger images are rejected as too_large", TypeConverters.toInt)
     engine = _param("engine", "onnx (Python onnxruntime) or synapseml (SynapseML ONNXModel)", TypeConverters.toString)
 
     @keyword_only

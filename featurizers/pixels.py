@@ -24,7 +24,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurizers.image_featurizer import RESULT_SCHEMA, unpack_result
+from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, unpack_result
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, decode_rgb
 
 
@@ -36,12 +36,10 @@ def grey_pixels(data: bytes | None, size: int, max_pixels: int = DEFAULT_MAX_PIX
     return np.asarray(img, dtype=np.float32).reshape(-1) / np.float32(255.0)
 
 
-class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, DefaultParamsReadable, DefaultParamsWritable):
     """Encoded image bytes -> flattened grey pixels (``VectorUDT``) plus a reject reason."""
 
-    rejectCol = Param(Params._dummy(), "rejectCol", "output column: why an image was rejected", TypeConverters.toString)
     size = Param(Params._dummy(), "size", "side of the square grey image that is flattened", TypeConverters.toInt)
-    maxPixels = Param(Params._dummy(), "maxPixels", "larger images are rejected", TypeConverters.toInt)
 
     @keyword_only
     def __init__(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +15,8 @@ import pandas as pd
 from PIL import Image
 
 from jobs.datasets import mnist
+from jobs.grid import TILE_NAME
 from jobs.storage import PREDICTIONS, RUNS, TRAINED, Storage, StorageError
-
-# jobs/tile.py names tiles <stem>_r<row>_c<col>.<ext>
-TILE_NAME = re.compile(r"^(?P<stem>.+)_r(?P<row>\d+)_c(?P<col>\d+)\.[A-Za-z0-9]+$")
 
 
 @dataclass

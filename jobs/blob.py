@@ -224,9 +224,11 @@ class BlobStorage(Storage):
         return f"wasbs://{self.container_name}@{self.creds.account}.blob.core.windows.net/{self._name(*parts)}"
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from azure.core.exceptions import ResourceExistsError
+
         try:
             return fn(*args, **kwargs)
-        except StorageError:
+        except (StorageError, ResourceExistsError):
             raise
         except Exception as exc:
             raise describe(exc, what) from None
@@ -257,6 +259,25 @@ class BlobStorage(Storage):
     def size(self, *parts: str) -> int:
         blob = self.client.get_blob_client(self._name(*parts))
         return int(self._call(f"read {self.uri(*parts)}", blob.get_blob_properties).size)
+
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        blob = self.client.get_blob_client(self._name(*parts))
+        try:
+            self._call(f"create {self.uri(*parts)}", blob.upload_blob, data, overwrite=False)
+        except ResourceExistsError:
+            return False
+        return True
+
+    def delete(self, *parts: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        blob = self.client.get_blob_client(self._name(*parts))
+        try:
+            blob.delete_blob()
+        except ResourceNotFoundError:
+            pass
 
     def append_line(self, line: str, *parts: str) -> None:
         """An append blob: each Append Block is atomic, so concurrent runs' lines stay whole."""

@@ -16,11 +16,13 @@ from featurizers.image_featurizer import EngineError
 from featurizers.zoo import UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
+from jobs.lock import LockedError
 from jobs.storage import StorageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
 EXIT_BAD_INPUT = 2  # configuration, data or storage that the user must fix
+EXIT_LOCKED = 3  # another run holds the output's lock: try again later
 
 BAD_INPUT = (ConfigError, EngineError, DatasetError, StorageError, UnknownModelError, WeightsUnavailableError)
 
@@ -51,5 +53,8 @@ def run(job: str, main: Callable[[], dict[str, Any]]) -> int:
     except BAD_INPUT as exc:
         print(f"{job}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except LockedError as exc:
+        print(f"{job}: locked: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     print(json.dumps(summary, sort_keys=False), flush=True)
     return EXIT_OK

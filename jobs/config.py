@@ -82,6 +82,10 @@ class ScoreConfig:
     storage: str = "data"
     sample_frac: float = 1.0
     seed: int = 42
+    incremental: bool = False
+    smooth: str | None = None  # "3x3"
+    top_k: int = 3
+    lock_timeout_s: float = 6 * 3600.0
 
     def validate(self) -> ScoreConfig:
         if not 0.0 < self.sample_frac <= 1.0:

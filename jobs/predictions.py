@@ -22,3 +22,15 @@ def top_probability(predictions: DataFrame, col: str = "probability") -> Column:
 
 def prediction_table(predictions: DataFrame, *extra: Column) -> DataFrame:
     return predictions.select("path", "label", "predicted_label", top_probability(predictions), "reject_reason", *extra)
+
+
+def top_k(predictions: DataFrame, labels: list[str], k: int, col: str = "probability") -> Column:
+    """The ``k`` most probable labels as ``array<struct<label, probability>>``, best first; null
+    where there is no probability (masked rows, one-vs-rest GBT)."""
+    if col not in predictions.columns or k < 1:
+        return F.lit(None).cast("array<struct<label:string,probability:double>>").alias("top_k")
+    pairs = F.arrays_zip(vector_to_array(col).alias("probability"), F.array(*[F.lit(x) for x in labels]).alias("label"))
+    ranked = F.sort_array(F.transform(pairs, lambda p: F.struct(p["probability"], p["label"])), asc=False)
+    best = F.slice(ranked, 1, k)
+    as_rows = F.transform(best, lambda p: F.struct(p["label"].alias("label"), p["probability"].alias("probability")))
+    return F.when(F.col(col).isNotNull(), as_rows).alias("top_k")

@@ -3,29 +3,42 @@
     spark-submit jobs/score.py --output_model_name mnist_lite0_lr --tiles data/tiles
 
 Storage → tile rows → saved PipelineModel → predictions → storage. Executors write their own
-partitions of ``predictions/<output_model_name>/<run_id>/`` as Parquet (one row per tile: see
-:mod:`jobs.predictions`, plus the tile's file name, the model and the run id); Spark's
-``_SUCCESS`` marker, written last, says the run is complete. No prediction passes through the
-driver: it only counts the written rows for the summary.
+partitions of ``predictions/<output_model_name>/<run_id>/`` as Parquet, one row per tile: see
+:mod:`jobs.predictions`, plus ``tile`` (file name), ``top_k`` (labels with probabilities),
+``model``, ``model_version`` (the training run) and ``run_id``; ``_SUCCESS``, written last,
+says the run is complete. No prediction passes through the driver.
+
+For schedules: ``--incremental`` scores only tiles that no completed run of this model has
+scored (an interrupted run is simply run again); a lock file ``predictions/<model>/_LOCK``
+keeps two runs from overlapping (exit code 3 while another holds it); exit codes are 0 done,
+2 bad input, 3 locked, 1 anything else. ``--smooth 3x3`` adds ``smoothed_label`` (see
+:mod:`jobs.grid`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import sys
 import time
+import urllib.request
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import IndexToString
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import cli, config
+from jobs import cli, config, grid, lock
 from jobs.datasets import folders
-from jobs.predictions import prediction_table
+from jobs.predictions import prediction_table, top_k
 from jobs.spark import get_spark, say, timed
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 
 JOB = "score"
+LOCK = "_LOCK"
 
 
 def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
@@ -36,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p.add_argument("--storage", help="storage root (default ./data)")
     p.add_argument("--sample_frac", type=float, help="fraction of tiles to score")
     p.add_argument("--seed", type=int)
+    p.add_argument("--incremental", action="store_true", default=None, help="score only tiles not yet scored")
+    p.add_argument("--smooth", choices=("3x3",), help="add smoothed_label: 3x3 majority over grid neighbours")
+    p.add_argument("--top_k", type=int, help="labels with probabilities per tile (default 3)")
+    p.add_argument("--lock_timeout_s", type=float, help="take over a lock older than this (default 6 h)")
     args = vars(p.parse_args(argv))
     return config.build(config.ScoreConfig, args.pop("conf"), args)
 
@@ -43,42 +60,99 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
 def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
     run_id = cli.new_run_id()
-    timings: dict[str, float] = {}
     name = cfg.output_model_name
     if not storage.exists(TRAINED, f"{name}.json"):
         raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}")
     card = storage.read_json(TRAINED, f"{name}.json")
-    say(JOB, f"run {run_id}: scoring {cfg.tiles} with {name} (trained in run {card['run_id']})")
+    tiles_at = open_storage(cfg.tiles, spark)
+    with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s):
+        say(JOB, f"run {run_id}: scoring {tiles_at.uri()} with {name} (trained in run {card['run_id']})")
+        model = storage.load_model(TRAINED, name)
+        done = previously_scored(spark, storage, name) if cfg.incremental else None
+        tiles = folders.load_unlabelled(spark, tiles_at, cfg.sample_frac, cfg.seed, exclude=done)
+        summary: dict[str, Any] = {"run_id": run_id, "model": name, "model_version": card["run_id"]}
+        if cfg.incremental and tiles.isEmpty():
+            say(JOB, "nothing new to score")
+            return {
+                **summary,
+                **_card_fields(card),
+                "n_tiles": 0,
+                "n_scored": 0,
+                "n_rejected": 0,
+                "predictions_uri": None,
+                "seconds": round(time.time() - started, 2),
+            }
+        predicted = model.transform(tiles)
+        out = prediction_table(
+            predicted,
+            F.element_at(F.split("path", "/"), -1).alias("tile"),
+            top_k(predicted, _labels(model), cfg.top_k),
+            F.lit(name).alias("model"),
+            F.lit(card["run_id"]).alias("model_version"),
+            F.lit(run_id).alias("run_id"),
+        )
+        if cfg.smooth:
+            # Neighbours need each other's predictions: score once, then vote.
+            out = grid.smooth(out.persist(StorageLevel.MEMORY_AND_DISK))
+        timings: dict[str, float] = {}
+        with timed(JOB, "featurize, predict and write", timings):
+            predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
+        written = storage.read_table(spark, PREDICTIONS, name, run_id)
+        n_tiles = written.count()
+        n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
+        seconds = timings["featurize, predict and write"]
+        return {
+            **summary,
+            **_card_fields(card),
+            "n_tiles": n_tiles,
+            "n_scored": n_tiles - n_rejected,
+            "n_rejected": n_rejected,
+            "images_per_s": round(n_tiles / max(seconds, 1e-9), 2),
+            "executor_tasks": executor_tasks(spark),
+            "predictions_uri": predictions_uri,
+            "seconds": round(time.time() - started, 2),
+        }
 
-    model = storage.load_model(TRAINED, name)
-    tiles = folders.load_unlabelled(spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed)
-    out = prediction_table(
-        model.transform(tiles),
-        F.element_at(F.split("path", "/"), -1).alias("tile"),
-        F.lit(name).alias("model"),
-        F.lit(run_id).alias("run_id"),
-    )
-    with timed(JOB, "featurize, predict and write", timings):
-        predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
 
-    written = storage.read_table(spark, PREDICTIONS, name, run_id)
-    n_tiles = written.count()
-    n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
-    seconds = timings["featurize, predict and write"]
+def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
     return {
-        "run_id": run_id,
-        "model": name,
         "accuracy": round(card["accuracy"], 4),
         "n_train": card["n_train"],
         "n_test": card["n_test"],
-        "n_tiles": n_tiles,
-        "n_scored": n_tiles - n_rejected,
-        "n_rejected": n_rejected,
-        "images_per_s": round(n_tiles / max(seconds, 1e-9), 2),
         "metrics_uri": card["metrics_uri"],
-        "predictions_uri": predictions_uri,
-        "seconds": round(time.time() - started, 2),
     }
+
+
+def _labels(model: PipelineModel) -> list[str]:
+    return next(list(s.getLabels()) for s in model.stages if isinstance(s, IndexToString))
+
+
+def previously_scored(spark: SparkSession, storage: Storage, name: str) -> DataFrame | None:
+    """Paths scored by this model's completed runs (an interrupted run, without _SUCCESS, counts not)."""
+    try:
+        runs = {f.split("/", 1)[0] for f in storage.list_files(PREDICTIONS, name) if "/" in f}
+    except StorageError:
+        return None
+    done = [
+        storage.read_table(spark, PREDICTIONS, name, r).select("path")
+        for r in sorted(runs)
+        if storage.table_complete(PREDICTIONS, name, r)
+    ]
+    return functools.reduce(DataFrame.unionByName, done) if done else None
+
+
+def executor_tasks(spark: SparkSession) -> dict[str, int]:
+    """Tasks completed per executor in this application, from the driver's own REST API."""
+    url = spark.sparkContext.uiWebUrl
+    if not url:
+        return {}
+    app = spark.sparkContext.applicationId
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/applications/{app}/allexecutors", timeout=10) as r:
+            executors = json.loads(r.read())
+    except OSError:
+        return {}
+    return {e["id"]: int(e["completedTasks"]) for e in executors if e["id"] != "driver" or len(executors) == 1}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,14 @@ class Storage(ABC):
         """Appends one line to a file, whole, even when runs append at the same time."""
 
     @abstractmethod
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        """Creates a file only if none exists; False if one does (locks)."""
+
+    @abstractmethod
+    def delete(self, *parts: str) -> None:
+        """Removes one file; no error if it is already gone."""
+
+    @abstractmethod
     def list_files(self, *parts: str) -> list[str]:
         """Paths (relative to ``parts``, '/'-separated) of every file below, recursively, sorted.
 
@@ -177,6 +185,20 @@ class LocalStorage(Storage):
 
     def size(self, *parts: str) -> int:
         return self.root.joinpath(*parts).stat().st_size
+
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        path = self.root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def delete(self, *parts: str) -> None:
+        self.root.joinpath(*parts).unlink(missing_ok=True)
 
     def append_line(self, line: str, *parts: str) -> None:
         path = self.root.joinpath(*parts)
@@ -287,6 +309,22 @@ class HadoopStorage(Storage):
     def size(self, *parts: str) -> int:
         fs, path = self._fs(*parts)
         return int(fs.getFileStatus(path).getLen())
+
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        fs, path = self._fs(*parts)
+        try:
+            stream = fs.create(path, False)  # overwrite=False: fails if the file exists
+        except Exception:
+            return False
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+        return True
+
+    def delete(self, *parts: str) -> None:
+        fs, path = self._fs(*parts)
+        fs.delete(path, False)
 
     def append_line(self, line: str, *parts: str) -> None:
         # Hadoop object stores have no atomic append: read, add, rewrite (one writer at a time).

@@ -198,10 +198,11 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     for split in ("train", "test"):
         feats, cached = featurize_split(spark, cfg, storage, featurizer, onnx_uri, split, images[split])
         feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
-        with timed(JOB, f"featurize {split}" + (" (cached)" if cached else ""), timings):
+        step = f"featurize {split}" + (" (cached)" if cached else "")
+        with timed(JOB, step, timings):
             total = feats.count()
         rejected = reject_counts(feats)
-        seconds = timings[f"featurize {split}" + (" (cached)" if cached else "")]
+        seconds = timings[step]
         counts[split] = {
             "images": total,
             "featurized": total - sum(rejected.values()),

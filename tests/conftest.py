@@ -58,21 +58,25 @@ def require(path: Path) -> Path:
     return path
 
 
-def submit(script: str, *args: str) -> dict:
+def submit_command(script: str, *args: str, master: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The spark-submit command line and environment for a job, as a user would run it."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     submit_bin = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     log4j = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2.properties'}"
-    done = subprocess.run(
-        [submit_bin, "--driver-java-options", log4j, str(ROOT / "jobs" / script), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    options = ["--master", master] if master else []
+    return [submit_bin, *options, "--driver-java-options", log4j, str(ROOT / "jobs" / script), *args], env
+
+
+def submit(script: str, *args: str, master: str | None = None) -> dict:
+    cmd, env = submit_command(script, *args, master=master)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return summary_of(done.stdout)
+
+
+def summary_of(stdout: str) -> dict:
     # spark-submit merges the job's stderr (progress) into stdout; the summary is the last line.
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

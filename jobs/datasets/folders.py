@@ -59,7 +59,13 @@ def labelled_files(location: Storage, split: str) -> tuple[list[str], list[str]]
 
 
 def read_files(
-    spark: SparkSession, location: Storage, paths: list[str], labels: list[str | None], fraction: float, seed: int
+    spark: SparkSession,
+    location: Storage,
+    paths: list[str],
+    labels: list[str | None],
+    fraction: float,
+    seed: int,
+    exclude: DataFrame | None = None,
 ) -> DataFrame:
     """Image rows for ``paths`` (relative to ``location``): names on the driver, bytes on executors.
 
@@ -69,11 +75,14 @@ def read_files(
     """
     uris = [location.uri(*p.split("/")) for p in paths]
     if isinstance(location, HadoopStorage):
-        return _read_with_spark(spark, location, uris, labels, fraction, seed)
+        rows = _read_with_spark(spark, location, uris, labels, fraction, seed)
+        return rows if exclude is None else rows.join(exclude.select("path").distinct(), "path", "left_anti")
     reader: Reader = location.reader()
     n_parts = max(spark.sparkContext.defaultParallelism, -(-len(uris) // FILES_PER_PARTITION))
     names = spark.sparkContext.parallelize(list(zip(uris, labels, strict=True)), n_parts).toDF(NAMES)
     names = sample(names, fraction, seed)
+    if exclude is not None:  # e.g. tiles already scored: their bytes are never fetched
+        names = names.join(exclude.select("path").distinct(), "path", "left_anti")
 
     def read(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -99,10 +108,12 @@ def load_labelled(
     return read_files(spark, location, paths, list(labels), fraction, seed)
 
 
-def load_unlabelled(spark: SparkSession, location: Storage, fraction: float = 1.0, seed: int = 42) -> DataFrame:
-    """Image rows for every file under ``location``, with a null ``label``."""
+def load_unlabelled(
+    spark: SparkSession, location: Storage, fraction: float = 1.0, seed: int = 42, exclude: DataFrame | None = None
+) -> DataFrame:
+    """Image rows for every file under ``location`` (less ``exclude``'s paths), with a null ``label``."""
     try:
         paths = location.list_files()
     except StorageError as exc:
         raise LayoutError(f"tile folder: {exc}") from None
-    return read_files(spark, location, paths, [None] * len(paths), fraction, seed)
+    return read_files(spark, location, paths, [None] * len(paths), fraction, seed, exclude)
