@@ -39,7 +39,7 @@ def scored_runs(storage: Storage, model: str) -> list[str]:
         names = storage.list_files(PREDICTIONS, model)
     except StorageError:
         return []
-    runs = {n.split("/", 1)[0] for n in names if "/" in n}
+    runs = {n.split("/", 1)[0] for n in names if "/" in n and not n.split("/", 1)[0].endswith(".csv")}
     return sorted(r for r in runs if storage.table_complete(PREDICTIONS, model, r))
 
 

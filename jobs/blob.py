@@ -311,8 +311,8 @@ class BlobStorage(Storage):
     def reader(self) -> Reader:
         return BlobReader(self.creds)
 
-    def write_table(self, df: DataFrame, *parts: str) -> str:
-        """Each task uploads its partition as ``part-<partition>.parquet`` (a retried task writes
+    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+        """Each task uploads its partition as ``part-<partition>.<fmt>`` (a retried task writes
         the same name again, so nothing is duplicated); ``_SUCCESS`` lists the parts, last."""
         creds, container, base = self.creds, self.container_name, self._name(*parts)
         schema = df.schema
@@ -328,9 +328,14 @@ class BlobStorage(Storage):
                 schema=_arrow_schema(schema),
                 preserve_index=False,
             )
-            name = f"{base}/part-{TaskContext.get().partitionId():05d}.parquet"
+            name = f"{base}/part-{TaskContext.get().partitionId():05d}.{fmt}"
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink)
+            if fmt == "csv":
+                import pyarrow.csv as pcsv
+
+                pcsv.write_csv(table, sink)
+            else:
+                pq.write_table(table, sink)
             creds.container(container).upload_blob(name, sink.getvalue().to_pybytes(), overwrite=True)
             yield pd.DataFrame({"part": [name.rsplit("/", 1)[1]], "rows": [table.num_rows]})
 

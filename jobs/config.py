@@ -86,6 +86,7 @@ class ScoreConfig:
     smooth: str | None = None  # "3x3"
     top_k: int = 3
     lock_timeout_s: float = 6 * 3600.0
+    csv: bool = False  # also write predictions/<model>/<run_id>.csv/
 
     def validate(self) -> ScoreConfig:
         if not 0.0 < self.sample_frac <= 1.0:

@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p.add_argument("--smooth", choices=("3x3",), help="add smoothed_label: 3x3 majority over grid neighbours")
     p.add_argument("--top_k", type=int, help="labels with probabilities per tile (default 3)")
     p.add_argument("--lock_timeout_s", type=float, help="take over a lock older than this (default 6 h)")
+    p.add_argument("--csv", action="store_true", default=None, help="also write the predictions as CSV")
     args = vars(p.parse_args(argv))
     return config.build(config.ScoreConfig, args.pop("conf"), args)
 
@@ -98,6 +99,11 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
         with timed(JOB, "featurize, predict and write", timings):
             predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
         written = storage.read_table(spark, PREDICTIONS, name, run_id)
+        csv_uri = None
+        if cfg.csv:  # a copy for spreadsheets; top_k as JSON text
+            csv_uri = storage.write_table(
+                written.withColumn("top_k", F.to_json("top_k")), PREDICTIONS, name, f"{run_id}.csv", fmt="csv"
+            )
         n_tiles = written.count()
         n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
         seconds = timings["featurize, predict and write"]
@@ -110,6 +116,7 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
             "images_per_s": round(n_tiles / max(seconds, 1e-9), 2),
             "executor_tasks": executor_tasks(spark),
             "predictions_uri": predictions_uri,
+            "csv_uri": csv_uri,
             "seconds": round(time.time() - started, 2),
         }
 
@@ -131,6 +138,7 @@ def previously_scored(spark: SparkSession, storage: Storage, name: str) -> DataF
     """Paths scored by this model's completed runs (an interrupted run, without _SUCCESS, counts not)."""
     try:
         runs = {f.split("/", 1)[0] for f in storage.list_files(PREDICTIONS, name) if "/" in f}
+        runs = {r for r in runs if not r.endswith(".csv")}
     except StorageError:
         return None
     done = [

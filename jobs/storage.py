@@ -111,8 +111,9 @@ class Storage(ABC):
         """What executors use to read the files that :meth:`list_files` finds."""
 
     @abstractmethod
-    def write_table(self, df: DataFrame, *parts: str) -> str:
-        """Writes ``df`` as Parquet from the executors, then ``_SUCCESS``; returns the URI."""
+    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+        """Writes ``df`` from the executors as Parquet (or ``fmt="csv"``, with a header), then
+        ``_SUCCESS``; returns the URI. Only Parquet tables are read back by :meth:`read_table`."""
 
     @abstractmethod
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame: ...
@@ -224,8 +225,9 @@ class LocalStorage(Storage):
     def reader(self) -> Reader:
         return Reader()
 
-    def write_table(self, df: DataFrame, *parts: str) -> str:
-        df.write.mode("overwrite").parquet(self.uri(*parts))  # Spark writes _SUCCESS last
+    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+        # Spark writes _SUCCESS last
+        df.write.mode("overwrite").format(fmt).option("header", True).save(self.uri(*parts))
         return self.uri(*parts)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
@@ -347,8 +349,8 @@ class HadoopStorage(Storage):
     def reader(self) -> Reader:
         raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")
 
-    def write_table(self, df: DataFrame, *parts: str) -> str:
-        df.write.mode("overwrite").parquet(self.uri(*parts))
+    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+        df.write.mode("overwrite").format(fmt).option("header", True).save(self.uri(*parts))
         return self.uri(*parts)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:

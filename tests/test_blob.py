@@ -123,7 +123,7 @@ def blob_runs(env, uploaded, spark, storage, lite0_onnx):
     scored = score.score(
         spark,
         config.ScoreConfig(
-            output_model_name="aerial_lr", tiles=f"https://{HOST}/tiles/batch1", storage="az://models/root"
+            output_model_name="aerial_lr", tiles=f"https://{HOST}/tiles/batch1", storage="az://models/root", csv=True
         ),
         root,
     )
@@ -150,6 +150,8 @@ def test_score_from_blob_keeps_every_tile(blob_runs, spark):
     assert scored["n_rejected"] == sum(1 for c in BAD_EXPECTED.values() if c)
     manifest = root.read_json("predictions", "aerial_lr", scored["run_id"], "_SUCCESS")
     assert manifest["rows"] == len(BAD_EXPECTED)
+    csv = root.read_json("predictions", "aerial_lr", f"{scored['run_id']}.csv", "_SUCCESS")
+    assert csv["rows"] == len(BAD_EXPECTED) and all(p.endswith(".csv") for p in csv["parts"])
     rows = root.read_table(spark, "predictions", "aerial_lr", scored["run_id"]).collect()
     assert sorted(r["tile"] for r in rows) == sorted(BAD_EXPECTED)
     reloaded = root.load_model(TRAINED, "aerial_lr")

@@ -31,7 +31,7 @@ def _score(spark, root, tiles, **kwargs):
 
 
 def test_top_k_is_sorted_and_starts_with_the_prediction(spark, model_storage, fixtures):
-    summary = _score(spark, model_storage, fixtures / "aerial" / "test", top_k=2)
+    summary = _score(spark, model_storage, fixtures / "aerial" / "test", top_k=2, csv=True)
     rows = spark.read.parquet(summary["predictions_uri"]).collect()
     assert len(rows) == summary["n_tiles"] == 9
     for r in rows:
@@ -40,6 +40,9 @@ def test_top_k_is_sorted_and_starts_with_the_prediction(spark, model_storage, fi
         assert r["top_k"][0]["probability"] == pytest.approx(r["probability"])
         assert r["model_version"] == json.loads((model_storage.root / "trainedmodels" / "m.json").read_text())["run_id"]
     assert not (model_storage.root / PREDICTIONS / "m" / "_LOCK").exists()  # released
+    table = spark.read.option("header", True).csv(summary["csv_uri"]).collect()
+    assert sorted(r["tile"] for r in table) == sorted(r["tile"] for r in rows)
+    assert all(json.loads(r["top_k"])[0]["label"] == r["predicted_label"] for r in table)
 
 
 def test_incremental_scores_each_tile_once(spark, model_storage, fixtures, tmp_path):
