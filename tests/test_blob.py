@@ -197,15 +197,19 @@ def test_scoring_rides_out_a_storage_outage(env, azurite, blob_runs, tmp_path, s
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:  # wait until executors are reading tiles from storage
-        lines.append(line)
-        if "featurize, predict and write ..." in line:
-            break
-    time.sleep(2)
-    azurite.stop()
-    time.sleep(10)
-    azurite.start()
-    rest, _ = proc.communicate(timeout=600)
+    try:
+        for line in proc.stdout:  # wait until executors are reading tiles from storage
+            lines.append(line)
+            if "featurize, predict and write ..." in line:
+                break
+        time.sleep(2)
+        azurite.stop()
+        time.sleep(10)
+        azurite.start()
+        rest, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:  # never leave a driver behind
+            proc.kill()
     out = "".join(lines) + rest
     assert proc.returncode == 0, out[-3000:]
     summary = summary_of(out)

@@ -17,9 +17,11 @@ from jobs.storage import LocalStorage
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("cluster"))
-    c.start()
-    yield c
-    c.stop()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +87,17 @@ def test_losing_a_worker_mid_run_still_scores_every_tile_once(cluster, cluster_m
         master=cluster.url,
     )
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not cluster.state()["activeapps"]:
-        time.sleep(0.5)
-    time.sleep(12)  # the app's executors are featurizing by now
-    running_when_killed = proc.poll() is None
-    cluster.kill_worker(2)
-    out, _ = proc.communicate(timeout=600)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not cluster.state()["activeapps"]:
+            time.sleep(0.5)
+        time.sleep(12)  # the app's executors are featurizing by now
+        running_when_killed = proc.poll() is None
+        cluster.kill_worker(2)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:  # never leave a driver behind
+            proc.kill()
     assert running_when_killed, "the scoring run ended before the worker was killed"
     assert proc.returncode == 0, out[-3000:]
     summary = summary_of(out)
