@@ -196,10 +196,10 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     counts: dict[str, dict[str, Any]] = {}
     features: dict[str, DataFrame] = {}
     for split in ("train", "test"):
-        feats, cached = featurize_split(spark, cfg, storage, featurizer, onnx_uri, split, images[split])
-        feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
-        step = f"featurize {split}" + (" (cached)" if cached else "")
-        with timed(JOB, step, timings):
+        step = f"featurize {split}"
+        with timed(JOB, step, timings):  # a cache miss featurizes while writing the cache
+            feats, cached = featurize_split(spark, cfg, storage, featurizer, onnx_uri, split, images[split])
+            feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
             total = feats.count()
         rejected = reject_counts(feats)
         seconds = timings[step]
