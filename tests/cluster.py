@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pyspark
+from azurite import free_port
 
 SPARK_HOME = Path(pyspark.__file__).parent
 DAEMON = SPARK_HOME / "sbin" / "spark-daemon.sh"
@@ -25,16 +25,10 @@ WORKER = "org.apache.spark.deploy.worker.Worker"
 IDENT = "tests"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     def __init__(self, workdir: Path, workers: int = 2) -> None:
         self.workdir = workdir
-        self.port, self.ui_port = _port(), _port()
+        self.port, self.ui_port = free_port(), free_port()
         self.workers = workers
         self.url = f"spark://127.0.0.1:{self.port}"
         self.env = dict(
@@ -70,7 +64,7 @@ class Cluster:
                 "--host",
                 "127.0.0.1",
                 "--webui-port",
-                str(_port()),
+                str(free_port()),
                 self.url,
             )
         self._wait(lambda s: sum(w["state"] == "ALIVE" for w in s["workers"]) == self.workers, "workers")

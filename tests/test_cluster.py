@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from cluster import Cluster
@@ -43,19 +44,14 @@ def cluster_model(cluster, fixtures, storage, lite0_onnx, tmp_path_factory):
     return LocalStorage(root), trained
 
 
+def score_args(tiles: Path, root: LocalStorage) -> list[str]:
+    return ["score.py", "--output_model_name", "aerial", "--tiles", str(tiles), "--storage", str(root.root)]
+
+
 def test_train_and_score_use_both_workers_and_match_local_mode(cluster, cluster_model, fixtures, spark):
     root, trained = cluster_model
     tiles = fixtures / "aerial" / "test"
-    scored = submit(
-        "score.py",
-        "--output_model_name",
-        "aerial",
-        "--tiles",
-        str(tiles),
-        "--storage",
-        str(root.root),
-        master=cluster.url,
-    )
+    scored = submit(*score_args(tiles, root), master=cluster.url)
     assert scored["model_version"] == trained["run_id"]
     assert len(scored["executor_tasks"]) == 2 and all(n > 0 for n in scored["executor_tasks"].values())
     local = score.score(
@@ -76,16 +72,7 @@ def test_losing_a_worker_mid_run_still_scores_every_tile_once(cluster, cluster_m
     tiles.mkdir()
     for i in range(1200):
         shutil.copy(sources[i % len(sources)], tiles / f"t{i:05d}.png")
-    cmd, env = submit_command(
-        "score.py",
-        "--output_model_name",
-        "aerial",
-        "--tiles",
-        str(tiles),
-        "--storage",
-        str(root.root),
-        master=cluster.url,
-    )
+    cmd, env = submit_command(*score_args(tiles, root), master=cluster.url)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
