@@ -30,7 +30,7 @@ saved model never depends on where the network was first exported.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,22 @@ def unpack_result(staged: DataFrame, result: str, output_col: str, reject_col: s
         .withColumn(reject_col, F.col(f"{result}.reject"))
         .drop(result)
     )
+
+
+def per_image(
+    images: Iterable[bytes | None], convert: Callable[[bytes | None], np.ndarray], placeholder: np.ndarray
+) -> tuple[list[np.ndarray], list[str | None]]:
+    """``convert`` applied to each image; a rejected one gets ``placeholder`` and its reason."""
+    out: list[np.ndarray] = []
+    reasons: list[str | None] = []
+    for data in images:
+        try:
+            out.append(convert(data))
+            reasons.append(None)
+        except RejectedImage as exc:
+            out.append(placeholder)
+            reasons.append(exc.reason)
+    return out, reasons
 
 
 def featurize_batch(
@@ -226,15 +242,8 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         @F.pandas_udf(_TENSOR)  # type: ignore[call-overload]
         def tensors(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             for series in batches:
-                flat: list[np.ndarray] = []
-                reasons: list[str | None] = []
-                for data in series:
-                    try:
-                        flat.append(prepare(data, prep, max_pixels).reshape(-1))
-                        reasons.append(None)
-                    except RejectedImage as exc:
-                        flat.append(zeros)  # ONNXModel needs a tensor; the mask below zeroes it
-                        reasons.append(exc.reason)
+                # A rejected image still needs a tensor for ONNXModel; the mask below zeroes it.
+                flat, reasons = per_image(series, lambda b: prepare(b, prep, max_pixels).reshape(-1), zeros)
                 yield pd.DataFrame({"tensor": flat, "reject": reasons})
 
         prepared, tensor, fetched = f"{result}_prep", f"{result}_tensor", f"{result}_out"

@@ -24,8 +24,8 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, unpack_result
-from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, decode_rgb
+from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, per_image, unpack_result
+from featurizers.preprocess import DEFAULT_MAX_PIXELS, decode_rgb
 
 
 def grey_pixels(data: bytes | None, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -64,15 +64,7 @@ class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, Defaul
         @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def pixels(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             for series in batches:
-                feats: list[np.ndarray] = []
-                reasons: list[str | None] = []
-                for data in series:
-                    try:
-                        feats.append(grey_pixels(data, size, max_pixels))
-                        reasons.append(None)
-                    except RejectedImage as exc:
-                        feats.append(zeros)
-                        reasons.append(exc.reason)
+                feats, reasons = per_image(series, lambda b: grey_pixels(b, size, max_pixels), zeros)
                 yield pd.DataFrame({"features": feats, "reject": reasons})
 
         result = f"__{self.uid}_result"
