@@ -26,7 +26,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 # SynapseML holds AlexNet's 233 MB network per task in the JVM: give the driver room.
 bench: $(VENV)/.installed data
 	SPARK_DRIVER_MEMORY=12g $(PY) bench/featurize.py
-	$(PY) bench/scale.py
+	$(PY) bench/scale.py --cluster
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py

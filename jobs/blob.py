@@ -210,6 +210,8 @@ _LOCAL_COPIES: dict[str, str] = {}
 class BlobStorage(Storage):
     """A storage root in a blob container: ``<container>/<path>/…``."""
 
+    LIST_PAGE = 5000  # names per listing request (the service's maximum)
+
     def __init__(self, root: str) -> None:
         loc = parse(root)
         self.creds = credentials(loc.account)
@@ -295,18 +297,21 @@ class BlobStorage(Storage):
 
         self._call(f"append {self.uri(*parts)}", append)
 
-    def _names(self, *parts: str) -> list[tuple[str, int]]:
+    def iter_files(self, *parts: str) -> Iterator[str]:
+        self.check()
         name = self._name(*parts)
         prefix = f"{name}/" if name else ""
-        blobs = self._call(f"list {self.uri(*parts)}", lambda: list(self.client.list_blobs(name_starts_with=prefix)))
-        return [(b.name[len(prefix) :], int(b.size)) for b in blobs]
-
-    def list_files(self, *parts: str) -> list[str]:
-        self.check()
-        names = [n for n, _ in self._names(*parts) if not any(p.startswith(HIDDEN) for p in n.split("/"))]
-        if not names:
+        # Page by page, so a listing is never held whole.
+        pages = self.client.list_blobs(name_starts_with=prefix, results_per_page=self.LIST_PAGE).by_page()
+        found = False
+        while (page := self._call(f"list {self.uri(*parts)}", lambda: next(pages, None))) is not None:
+            for blob in self._call(f"list {self.uri(*parts)}", list, page):
+                rel = blob.name[len(prefix) :]
+                if not any(p.startswith(HIDDEN) for p in rel.split("/")):
+                    found = True
+                    yield rel
+        if not found:
             raise StorageError(f"folder not found or empty: {self.uri(*parts)}")
-        return sorted(names)
 
     def reader(self) -> Reader:
         return BlobReader(self.creds)

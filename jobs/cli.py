@@ -13,7 +13,7 @@ from typing import Any
 
 from featurizers.export import WeightsUnavailableError
 from featurizers.image_featurizer import EngineError
-from featurizers.zoo import UnknownModelError
+from featurizers.zoo import PoolGridError, UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
 from jobs.lock import LockedError
@@ -24,7 +24,15 @@ EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
 EXIT_BAD_INPUT = 2  # configuration, data or storage that the user must fix
 EXIT_LOCKED = 3  # another run holds the output's lock: try again later
 
-BAD_INPUT = (ConfigError, EngineError, DatasetError, StorageError, UnknownModelError, WeightsUnavailableError)
+BAD_INPUT = (
+    ConfigError,
+    EngineError,
+    DatasetError,
+    StorageError,
+    UnknownModelError,
+    PoolGridError,
+    WeightsUnavailableError,
+)
 
 
 def new_run_id() -> str:

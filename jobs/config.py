@@ -15,8 +15,10 @@ from typing import Any
 import tomllib
 
 from featurizers.image_featurizer import ENGINES
+from featurizers.zoo import get_entry
 
 CLASSIFIERS = ("logisticregression", "randomforest", "gbt")
+PIXELS = "pixels"  # --pretrained_model_type pixels: raw grey pixels, the no-CNN baseline
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,7 @@ class TrainConfig:
     storage: str = "data"
     pretrained_model_type: str = "efficientnet_lite0"
     weights: str | None = None  # None: the zoo's pretrained weights; "random"; or a file
+    pool_grid: int = 1  # average-pool the cut's last feature map to n x n cells (1: global pool)
     mmlspark_model_type: str = "logisticregression"
     sample_frac: float = 1.0
     train_sample_frac: float | None = None
@@ -68,6 +71,11 @@ class TrainConfig:
                 raise ConfigError(f"{split} sample fraction {frac} is not in (0, 1]")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.pretrained_model_type == PIXELS:
+            if self.pool_grid != 1:
+                raise ConfigError("pool_grid applies to a network's feature map, not to raw pixels")
+        else:  # an unknown network, or a grid its cut cannot give, fails before any work
+            get_entry(self.pretrained_model_type).dim(self.pool_grid)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size {self.batch_size} must be positive")
         return self

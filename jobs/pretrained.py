@@ -12,15 +12,15 @@ from featurizers.export import export, onnx_file_name
 from jobs.storage import PRETRAINED, LocalStorage, Storage, temp_dir
 
 
-def ensure_onnx(storage: Storage, name: str, weights: str | None = None) -> str:
+def ensure_onnx(storage: Storage, name: str, weights: str | None = None, pool_grid: int = 1) -> str:
     """A local path of ``name``'s ONNX file, exporting it (and its model card) to storage if absent.
 
     For remote storage the file is fetched once into a temp folder: the driver reads it to
     broadcast it, and a saved model carries its own copy.
     """
-    file_name = onnx_file_name(name, weights)
+    file_name = onnx_file_name(name, weights, pool_grid)
     if not storage.exists(PRETRAINED, file_name):
-        data, card = export(name, weights)
+        data, card = export(name, weights, pool_grid)
         storage.write_json(card, PRETRAINED, file_name.replace(".onnx", ".json"))
         storage.write_bytes(data, PRETRAINED, file_name)
     if isinstance(storage, LocalStorage):

@@ -37,6 +37,7 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
         "data": cfg["data"],
         "model": metrics["model"],
         "pretrained_model_type": metrics["pretrained_model_type"],
+        "pool_grid": cfg.get("pool_grid", 1),
         "classifier": metrics["classifier"],
         "classifier_params": metrics["classifier_params"],
         "train_sample_frac": metrics["sample_frac"]["train"],

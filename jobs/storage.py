@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -100,11 +101,17 @@ class Storage(ABC):
         """Removes one file; no error if it is already gone."""
 
     @abstractmethod
-    def list_files(self, *parts: str) -> list[str]:
-        """Paths (relative to ``parts``, '/'-separated) of every file below, recursively, sorted.
+    def iter_files(self, *parts: str) -> Iterator[str]:
+        """Paths (relative to ``parts``, '/'-separated) of every file below, recursively, as listed.
 
-        Names starting with ``.`` or ``_`` are not data and are left out.
+        A generator, so that a listing of millions of tiles never sits in memory whole; names
+        starting with ``.`` or ``_`` are not data and are left out. Raises :class:`StorageError`
+        (when first advanced) if ``parts`` is not a folder.
         """
+
+    def list_files(self, *parts: str) -> list[str]:
+        """:meth:`iter_files`, sorted, for listings known to be small."""
+        return sorted(self.iter_files(*parts))
 
     @abstractmethod
     def reader(self) -> Reader:
@@ -211,16 +218,22 @@ class LocalStorage(Storage):
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def list_files(self, *parts: str) -> list[str]:
+    def iter_files(self, *parts: str) -> Iterator[str]:
         top = self.root.joinpath(*parts)
         if not top.is_dir():
             raise StorageError(f"folder not found: {top}")
-        found: list[str] = []
-        for folder, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if not d.startswith(HIDDEN)]
-            rel = Path(folder).relative_to(top)
-            found.extend((rel / f).as_posix() for f in files if not f.startswith(HIDDEN))
-        return sorted(found)
+        folders = [""]  # scandir, not os.walk: walk holds a whole folder's names in a list
+        while folders:
+            rel = folders.pop()
+            with os.scandir(top / rel if rel else top) as entries:
+                for entry in entries:
+                    if entry.name.startswith(HIDDEN):
+                        continue
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir():
+                        folders.append(name)
+                    else:
+                        yield name
 
     def reader(self) -> Reader:
         return Reader()
@@ -333,18 +346,16 @@ class HadoopStorage(Storage):
         old = self.read_bytes(*parts).decode() if self.exists(*parts) else ""
         self.write_bytes((old + line.rstrip("\n") + "\n").encode(), *parts)
 
-    def list_files(self, *parts: str) -> list[str]:
+    def iter_files(self, *parts: str) -> Iterator[str]:
         fs, path = self._fs(*parts)
         if not fs.exists(path):
             raise StorageError(f"folder not found: {self.uri(*parts)}")
         files = fs.listFiles(path, True)
         base = fs.makeQualified(path).toString().rstrip("/") + "/"
-        found = []
         while files.hasNext():
             name = files.next().getPath().toString()[len(base) :]
             if not any(p.startswith(HIDDEN) for p in name.split("/")):
-                found.append(name)
-        return sorted(found)
+                yield name
 
     def reader(self) -> Reader:
         raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")

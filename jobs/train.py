@@ -42,7 +42,7 @@ from jobs.spark import get_spark, say, timed
 from jobs.storage import FEATURES, PRETRAINED, RUNS, TRAINED, Storage, open_storage
 
 JOB = "train"
-PIXELS = "pixels"  # --pretrained_model_type pixels: raw grey pixels, the no-CNN baseline
+PIXELS = config.PIXELS
 PREDICTION_COLS = ["prediction", "probability", "raw_prediction", "rawPrediction", "predicted_label"]
 
 
@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p.add_argument("--output_model_name", help="name under trainedmodels/ and predictions/")
     p.add_argument("--pretrained_model_type", help="zoo network (efficientnet_lite0, resnet18, alexnet, …) or pixels")
     p.add_argument("--weights", help="pretrained weights: a file, or 'random' (tests only)")
+    p.add_argument("--pool_grid", type=int, help="pool the network's last map to N x N cells (default 1: global)")
     p.add_argument("--mmlspark_model_type", choices=config.CLASSIFIERS)
     p.add_argument("--sample_frac", type=float, help="fraction of train and test images to use")
     p.add_argument("--train_sample_frac", type=float)
@@ -142,9 +143,9 @@ def make_featurizer(
     if cfg.pretrained_model_type == PIXELS:
         return PixelFeaturizer(), None
     with timed(JOB, "export or reuse the ONNX network", timings):
-        onnx_uri = ensure_onnx(storage, cfg.pretrained_model_type, cfg.weights)
+        onnx_uri = ensure_onnx(storage, cfg.pretrained_model_type, cfg.weights, cfg.pool_grid)
     featurizer = ImageFeaturizer.from_zoo(
-        cfg.pretrained_model_type, onnx_uri, batchSize=cfg.batch_size, engine=cfg.engine
+        cfg.pretrained_model_type, onnx_uri, cfg.pool_grid, batchSize=cfg.batch_size, engine=cfg.engine
     )
     return featurizer, onnx_uri
 

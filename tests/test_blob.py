@@ -29,6 +29,8 @@ def env(azurite):
         for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_SECRETS"):
             mp.delenv(name, raising=False)
         mp.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(azurite.port))
+        # Pages of 5 names, so every listing below (the exact counts checked) follows pages.
+        mp.setattr(blob.BlobStorage, "LIST_PAGE", 5)
         service = blob.credentials(None).service()
         for name in ("train", "tiles", "models", "mnist"):
             service.create_container(name)

@@ -21,14 +21,16 @@ from jobs.storage import RUNS, TRAINED, LocalStorage
 
 @pytest.fixture(scope="module")
 def history(spark, fixtures, lite0_onnx, storage, tmp_path_factory, monkeypatch_module):
-    """Three runs in a fresh storage root: tuned LR (logged to MLflow), GBT, pixels + RF."""
+    """Three runs in a fresh storage root: tuned LR on 2 x 2-pooled features (logged to MLflow), GBT,
+    pixels + RF."""
     root = LocalStorage(tmp_path_factory.mktemp("history"))
     shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")  # reuse the export
     mlruns = tmp_path_factory.mktemp("mlruns")
     base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root)}
     monkeypatch_module.setenv("MLFLOW_TRACKING_URI", mlruns.as_uri())
     monkeypatch_module.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps file stores behind a flag
-    tuned = train.train(spark, config.TrainConfig(output_model_name="lr", tune=True, **base).validate(), root)
+    tuned_cfg = config.TrainConfig(output_model_name="lr", tune=True, pool_grid=2, **base)
+    tuned = train.train(spark, tuned_cfg.validate(), root)
     monkeypatch_module.delenv("MLFLOW_TRACKING_URI")
     gbt_cfg = config.TrainConfig(output_model_name="gbt", mmlspark_model_type="gbt", gbt={"maxIter": 5}, **base)
     gbt = train.train(spark, gbt_cfg.validate(), root)
@@ -54,6 +56,19 @@ def test_index_has_one_record_per_run(history):
     assert set(first["per_class"]) == set(AERIAL_LABELS)
     assert first["accuracy"] == tuned["accuracy"] and first["n_train"] == tuned["n_train"]
     assert records[2]["pretrained_model_type"] == "pixels"
+    assert [r["pool_grid"] for r in records] == [2, 1, 1]
+    featurizer = root.load_model(TRAINED, "lr").stages[0]
+    assert featurizer.getOrDefault("featureDim") == 4 * 1280
+    card = root.read_json("pretrainedmodels", "efficientnet_lite0-grid2.json")
+    assert (card["pool_grid"], card["feature_dim"]) == (2, 5120) and card["weights"].startswith("file:")
+
+
+def test_a_pool_grid_the_cut_cannot_give_is_bad_input(tmp_path, capsys):
+    base = ["--storage", str(tmp_path), "--weights", "random", "--output_model_name", "x"]
+    assert train.main([*base, "--pretrained_model_type", "alexnet", "--pool_grid", "2"]) == 2
+    assert "alexnet is cut after fully-connected layers" in capsys.readouterr().err
+    assert train.main([*base, "--pretrained_model_type", "pixels", "--pool_grid", "2"]) == 2
+    assert "not to raw pixels" in capsys.readouterr().err
 
 
 def test_tuning_records_every_candidate(history):

@@ -92,13 +92,13 @@ def test_unknown_classifier_and_bad_layout_fail_clearly(aerial, tmp_path):
         config.TrainConfig(mmlspark_model_type="svm").validate()
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "stray.png").write_bytes(b"x")
-    with pytest.raises(folders.LayoutError, match="files directly under the split"):
-        folders.labelled_files(LocalStorage(tmp_path), "train")
+    with pytest.raises(folders.LayoutError, match="a file directly under the split"):
+        list(folders.labelled_files(LocalStorage(tmp_path), "train"))
     (tmp_path / "test").mkdir()
     with pytest.raises(folders.LayoutError, match="no label folders"):
-        folders.labelled_files(LocalStorage(tmp_path), "test")
+        list(folders.labelled_files(LocalStorage(tmp_path), "test"))
     with pytest.raises(folders.LayoutError, match="folder not found"):
-        folders.labelled_files(LocalStorage(tmp_path), "nothing")
+        list(folders.labelled_files(LocalStorage(tmp_path), "nothing"))
 
 
 def test_scoring_a_tile_set_with_bad_files_keeps_every_tile(spark, storage, trained, fixtures):

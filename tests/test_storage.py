@@ -20,10 +20,25 @@ def test_local_writes_are_whole_and_lists_skip_hidden(tmp_path):
     (tmp_path / "a" / "_SUCCESS").write_bytes(b"")
     (tmp_path / "a" / ".hidden").write_bytes(b"")
     assert store.list_files() == ["a/b.bin"]
+    assert not isinstance(store.iter_files(), list)  # streamed, never a whole listing
     assert [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".b.bin")] == []  # no temp left
     assert (store.head(2, "a", "b.bin"), store.size("a", "b.bin")) == (b"ab", 3)
     with pytest.raises(StorageError, match="not found"):
         store.read_bytes("nope")
+
+
+def test_a_long_listing_reaches_executors_whole_in_bounded_partitions(tmp_path, spark):
+    store = LocalStorage(tmp_path)
+    n = 3 * folders._MAX_MARKS + 7  # past the point where the driver thins its offsets
+    files = ((f"d{i % 3}/t\n{i}.png", None if i % 2 else f"L{i % 5}") for i in range(n))  # a generator
+    names = folders.names_frame(spark, store, files)
+    sizes = names.rdd.glom().map(len).collect()
+    assert sum(sizes) == n and max(sizes) <= folders.FILES_PER_PARTITION and len(sizes) >= n // 256
+    got = {(r["path"], r["label"]) for r in names.collect()}
+    assert got == {(store.uri(f"d{i % 3}", f"t\n{i}.png"), None if i % 2 else f"L{i % 5}") for i in range(n)}
+    few = folders.names_frame(spark, store, iter([("a.png", None), ("b.png", None), ("c.png", None)]))
+    assert few.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism and few.count() == 3
+    assert folders.names_frame(spark, store, iter([])).count() == 0
 
 
 def test_saving_a_model_replaces_it_whole(tmp_path, spark):

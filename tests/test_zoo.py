@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from featurizers import export
 from featurizers.image_featurizer import EngineError, ImageFeaturizer
 from featurizers.preprocess import prepare
-from featurizers.zoo import ZOO, UnknownModelError, get_entry
+from featurizers.zoo import ZOO, PoolGridError, UnknownModelError, get_entry
 from jobs.datasets import folders
 from jobs.storage import LocalStorage
 
@@ -23,30 +23,74 @@ IMAGES = ["rgb_odd_size.png", "grey16.png", "palette.png"]
 TOLERANCE = 1e-4  # max-abs, float32 through three runtimes
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
-def test_both_engines_equal_torch(name, spark, fixtures, tmp_path):
+def _torch_features(name: str, x: np.ndarray, pool_grid: int = 1) -> np.ndarray:
+    """The cut network in torch, pooled by torch's own AdaptiveAvgPool2d (not the exporter's slices)."""
     entry = ZOO[name]
-    data, card = export.export(name, export.RANDOM)
-    assert (card["feature_dim"], card["opset"], card["weights"]) == (entry.feature_dim, 14, "random")
-    path = tmp_path / f"{name}.onnx"
+    module, _, _ = export._build(entry, export.RANDOM)  # same seed: the weights that were exported
+    with torch.no_grad():
+        out = module.eval()(torch.from_numpy(x))
+        if entry.poolable:
+            out = torch.nn.functional.adaptive_avg_pool2d(out, pool_grid).flatten(1)
+    return out.numpy()
+
+
+def _parity(spark, fixtures, tmp_path, name: str, pool_grid: int) -> None:
+    entry = ZOO[name]
+    data, card = export.export(name, export.RANDOM, pool_grid)
+    dim = entry.feature_dim * pool_grid**2
+    assert (card["feature_dim"], card["pool_grid"], card["opset"], card["weights"]) == (dim, pool_grid, 14, "random")
+    path = tmp_path / export.onnx_file_name(name, export.RANDOM, pool_grid)
     path.write_bytes(data)
     inputs = [(fixtures / "bad" / n).read_bytes() for n in IMAGES]
     x = np.stack([prepare(b, entry.preprocessing) for b in inputs])
-    module, _, _ = export._build(entry, export.RANDOM)  # same seed: the weights that were exported
-    with torch.no_grad():
-        expected = module.eval()(torch.from_numpy(x)).numpy()
-    assert expected.shape == (len(IMAGES), entry.feature_dim)
+    expected = _torch_features(name, x, pool_grid)
+    assert expected.shape == (len(IMAGES), dim)
     got_ort = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     np.testing.assert_allclose(got_ort, expected, atol=TOLERANCE)
     rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad")).where(
         F.element_at(F.split("path", "/"), -1).isin(IMAGES)
     )
     for engine in ("onnx", "synapseml"):
-        featurizer = ImageFeaturizer.from_zoo(name, str(path), engine=engine, batchSize=2)
+        featurizer = ImageFeaturizer.from_zoo(name, str(path), pool_grid, engine=engine, batchSize=2)
         out = {r["path"].rsplit("/", 1)[1]: r for r in featurizer.transform(rows).collect()}
         got = np.stack([out[n]["features"].toArray() for n in IMAGES])
         assert all(out[n]["reject_reason"] is None for n in IMAGES)
         np.testing.assert_allclose(got, expected, atol=TOLERANCE, err_msg=f"{name} on {engine}")
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_both_engines_equal_torch(name, spark, fixtures, tmp_path):
+    _parity(spark, fixtures, tmp_path, name, 1)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_grid_pooling_equals_torch_adaptive_pool(name, spark, fixtures, tmp_path):
+    """7 x 7 maps to 2 x 2 cells: the overlapping bounds torch uses, through both engines."""
+    _parity(spark, fixtures, tmp_path, name, 2)
+
+
+def test_cuts_are_where_the_networks_pool():
+    """Trunk + global pool equals each network's own forward up to its classifier."""
+    import torchvision
+    from efficientnet_lite_pytorch import EfficientNet
+
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32))
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    resnet.fc = torch.nn.Identity()
+    torch.manual_seed(0)
+    lite0 = EfficientNet.from_name("efficientnet-lite0").eval()
+    with torch.no_grad():
+        own = {
+            "resnet18": resnet(x).numpy(),
+            "efficientnet_lite0": lite0._avg_pooling(lite0.extract_features(x)).flatten(1).numpy(),
+        }
+    for name, expected in own.items():
+        np.testing.assert_allclose(_torch_features(name, x.numpy()), expected, atol=1e-5, err_msg=name)
+    with pytest.raises(PoolGridError, match="alexnet is cut after fully-connected layers"):
+        ZOO["alexnet"].dim(2)
+    with pytest.raises(PoolGridError, match="positive"):
+        ZOO["resnet18"].dim(0)
 
 
 def test_synapseml_engine_keeps_rejects(spark, fixtures, lite0_onnx):

@@ -16,104 +16,151 @@ are not data and are skipped, as Hadoop tools do.
 Unlabelled tile sets are read recursively from one folder; ``label`` is null.
 
 Roots may be local, in Azure Blob Storage or behind any Hadoop URI (see :mod:`jobs.storage`).
-The driver lists names (and samples them); executors read the bytes, so no image passes
-through the driver.
+The driver streams the listing into a file that executors read (see :func:`names_frame`), so
+its memory does not grow with the number of files; executors read the bytes, so no image
+passes through the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
+from pyspark import SparkFiles
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
-from jobs.storage import HadoopStorage, Reader, Storage, StorageError
+from jobs.storage import HadoopStorage, Reader, Storage, StorageError, temp_dir
 
 FILES_PER_PARTITION = 256
 NAMES = StructType([StructField("path", StringType(), False), StructField("label", StringType(), True)])
-ROWS = StructType([*NAMES.fields, StructField("image", BinaryType(), False)])
+_MAX_MARKS = 4096  # offsets the driver keeps into a listing, however long it is
 
 
 class LayoutError(DatasetError):
     """A folder that is not laid out as ``<split>/<label>/<image>``."""
 
 
-def labelled_files(location: Storage, split: str) -> tuple[list[str], list[str]]:
-    """``(relative paths, labels)`` under ``<split>/``; raises :class:`LayoutError` if the layout is off."""
+def labelled_files(location: Storage, split: str) -> Iterator[tuple[str, str]]:
+    """``(relative path, label)`` for each file under ``<split>/``, as listed.
+
+    Raises :class:`LayoutError`, while iterating, when the layout is off.
+    """
+    found = False
     try:
-        names = location.list_files(split)
+        for name in location.iter_files(split):
+            if "/" not in name:
+                raise LayoutError(
+                    f"{location.uri(split)}: a file directly under the split ({name}); expected <split>/<label>/<image>"
+                )
+            found = True
+            yield f"{split}/{name}", name.split("/", 1)[0]
     except StorageError as exc:
         raise LayoutError(str(exc)) from None
-    stray = [n for n in names if "/" not in n]
-    if stray:
-        raise LayoutError(
-            f"{location.uri(split)}: files directly under the split ({', '.join(stray[:3])}…); "
-            "expected <split>/<label>/<image>"
-        )
-    if not names:
+    if not found:
         raise LayoutError(f"{location.uri(split)}: no label folders; expected <split>/<label>/<image>")
-    return [f"{split}/{n}" for n in names], [n.split("/", 1)[0] for n in names]
+
+
+def names_frame(spark: SparkSession, location: Storage, files: Iterable[tuple[str, str | None]]) -> DataFrame:
+    """A ``(path, label)`` DataFrame of ``files`` (relative paths with labels), in partitions of ~256.
+
+    The listing streams into a local file that executors fetch (``SparkContext.addFile``) and
+    read by byte range; the driver keeps only a bounded number of offsets into it, so its
+    memory stays flat whether a tile set has a thousand files or millions (``parallelize``
+    would hold every name in the driver's Python and JVM).
+    """
+    listing = os.path.join(temp_dir("listing-"), f"names-{uuid.uuid4().hex}.jsonl")
+    marks, every, n = [0], 1, 0  # a byte offset after every `every`-th line
+    with open(listing, "wb") as f:
+        for n, (path, label) in enumerate(files, 1):
+            f.write(json.dumps([location.uri(*path.split("/")), label]).encode() + b"\n")
+            if n % every == 0:
+                marks.append(f.tell())
+                if len(marks) > _MAX_MARKS:  # thin out: keep every other mark
+                    marks, every = marks[::2], every * 2
+        end = f.tell()
+    if n == 0:
+        return spark.createDataFrame([], NAMES)
+    if marks[-1] != end:
+        marks.append(end)
+    per_part = max(1, min(FILES_PER_PARTITION, -(-n // spark.sparkContext.defaultParallelism)) // every)
+    spans = [(marks[i], marks[min(i + per_part, len(marks) - 1)]) for i in range(0, len(marks) - 1, per_part)]
+    spark.sparkContext.addFile(listing)
+    fetched = os.path.basename(listing)
+
+    def read(span: tuple[int, int]) -> Iterator[tuple[str, str | None]]:
+        with open(SparkFiles.get(fetched), "rb") as f:
+            f.seek(span[0])
+            lines = f.read(span[1] - span[0]).splitlines()
+        for line in lines:
+            path, label = json.loads(line)
+            yield path, label
+
+    return spark.sparkContext.parallelize(spans, len(spans)).flatMap(read).toDF(NAMES)
 
 
 def read_files(
     spark: SparkSession,
     location: Storage,
-    paths: list[str],
-    labels: list[str | None],
+    files: Iterable[tuple[str, str | None]],
     fraction: float,
     seed: int,
     exclude: DataFrame | None = None,
+    top: str | None = None,
 ) -> DataFrame:
-    """Image rows for ``paths`` (relative to ``location``): names on the driver, bytes on executors.
+    """Image rows for ``files`` (``(relative path, label)`` below ``location``); bytes read on executors.
 
     Spark's ``binaryFile`` source is not used where Python can read the files, because it
     skips zero-length files without a word; here an empty file becomes a row with empty bytes,
-    which the featurizer rejects.
+    which the featurizer rejects. ``top`` is the folder the files were listed from.
     """
-    uris = [location.uri(*p.split("/")) for p in paths]
-    if isinstance(location, HadoopStorage):
-        rows = _read_with_spark(spark, location, uris, labels, fraction, seed)
-        return rows if exclude is None else rows.join(exclude.select("path").distinct(), "path", "left_anti")
-    reader: Reader = location.reader()
-    n_parts = max(spark.sparkContext.defaultParallelism, -(-len(uris) // FILES_PER_PARTITION))
-    names = spark.sparkContext.parallelize(list(zip(uris, labels, strict=True)), n_parts).toDF(NAMES)
-    names = sample(names, fraction, seed)
+    names = sample(names_frame(spark, location, files), fraction, seed)
     if exclude is not None:  # e.g. tiles already scored: their bytes are never fetched
         names = names.join(exclude.select("path").distinct(), "path", "left_anti")
+    if isinstance(location, HadoopStorage):
+        files_df = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .load(location.uri(*([top] if top else [])))
+            .select("path", F.col("content").alias("image"))
+        )
+        return names.join(files_df, "path").select("path", "label", "image")
+    reader: Reader = location.reader()
 
-    def read(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            batch["image"] = [reader.read(p) for p in batch["path"]]
-            yield batch
+    # A scalar-iterator pandas UDF, not mapInPandas: a featurizer UDF applied to its output is
+    # chained into the same Python worker, so the bytes do not go back through the JVM and each
+    # task holds one Python worker (with one network session), not two.
+    @F.pandas_udf(BinaryType())  # type: ignore[call-overload]
+    def read(paths: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for batch in paths:
+            yield pd.Series([reader.read(p) for p in batch])
 
-    return names.mapInPandas(read, ROWS)
-
-
-def _read_with_spark(
-    spark: SparkSession, location: Storage, uris: list[str], labels: list[str | None], fraction: float, seed: int
-) -> DataFrame:
-    labels_df = spark.createDataFrame(list(zip(uris, labels, strict=True)), NAMES)
-    files = spark.read.format("binaryFile").load(uris).select("path", F.col("content").alias("image"))
-    return sample(files.join(labels_df, "path").select("path", "label", "image"), fraction, seed)
+    return names.withColumn("image", read("path"))
 
 
 def load_labelled(
     spark: SparkSession, location: Storage, split: str, fraction: float = 1.0, seed: int = 42
 ) -> DataFrame:
     """Image rows for ``<location>/<split>/<label>/…``."""
-    paths, labels = labelled_files(location, split)
-    return read_files(spark, location, paths, list(labels), fraction, seed)
+    files = labelled_files(location, split)
+    return read_files(spark, location, files, fraction, seed, top=split)
 
 
 def load_unlabelled(
     spark: SparkSession, location: Storage, fraction: float = 1.0, seed: int = 42, exclude: DataFrame | None = None
 ) -> DataFrame:
     """Image rows for every file under ``location`` (less ``exclude``'s paths), with a null ``label``."""
-    try:
-        paths = location.list_files()
-    except StorageError as exc:
-        raise LayoutError(f"tile folder: {exc}") from None
-    return read_files(spark, location, paths, [None] * len(paths), fraction, seed, exclude)
+
+    def files() -> Iterator[tuple[str, None]]:
+        try:
+            for path in location.iter_files():
+                yield path, None
+        except StorageError as exc:
+            raise LayoutError(f"tile folder: {exc}") from None
+
+    return read_files(spark, location, files(), fraction, seed, exclude)
