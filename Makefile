@@ -25,7 +25,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
 # SynapseML holds AlexNet's 233 MB network per task in the JVM: give the driver room.
 bench: $(VENV)/.installed data
-	SPARK_DRIVER_MEMORY=12g $(PY) bench/featurize.py
+	$(PY) bench/featurize.py
 	$(PY) bench/scale.py --cluster
 
 lint: $(VENV)/.installed
