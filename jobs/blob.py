@@ -305,7 +305,7 @@ class BlobStorage(Storage):
         pages = self.client.list_blobs(name_starts_with=prefix, results_per_page=self.LIST_PAGE).by_page()
         found = False
         while (page := self._call(f"list {self.uri(*parts)}", lambda: next(pages, None))) is not None:
-            for blob in self._call(f"list {self.uri(*parts)}", list, page):
+            for blob in page:  # a fetched page: iterating it makes no request
                 rel = blob.name[len(prefix) :]
                 if not any(p.startswith(HIDDEN) for p in rel.split("/")):
                     found = True

@@ -115,7 +115,7 @@ class Storage(ABC):
 
     @abstractmethod
     def reader(self) -> Reader:
-        """What executors use to read the files that :meth:`list_files` finds."""
+        """What executors use to read the files that :meth:`iter_files` finds."""
 
     @abstractmethod
     def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:

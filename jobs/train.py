@@ -42,7 +42,6 @@ from jobs.spark import get_spark, say, timed
 from jobs.storage import FEATURES, PRETRAINED, RUNS, TRAINED, Storage, open_storage
 
 JOB = "train"
-PIXELS = config.PIXELS
 PREDICTION_COLS = ["prediction", "probability", "raw_prediction", "rawPrediction", "predicted_label"]
 
 
@@ -140,7 +139,7 @@ def make_featurizer(
     cfg: config.TrainConfig, storage: Storage, timings: dict[str, float]
 ) -> tuple[Transformer, str | None]:
     """The featurizer stage, and the ONNX network it runs (None for raw pixels)."""
-    if cfg.pretrained_model_type == PIXELS:
+    if cfg.pretrained_model_type == config.PIXELS:
         return PixelFeaturizer(), None
     with timed(JOB, "export or reuse the ONNX network", timings):
         onnx_uri = ensure_onnx(storage, cfg.pretrained_model_type, cfg.weights, cfg.pool_grid)
