@@ -28,6 +28,17 @@ def local_path(uri: str) -> str | None:
     return uri if parsed.scheme == "" else None
 
 
+def version(spark: SparkSession, uri: str) -> tuple[int, int]:
+    """``(size, modification time)`` of a file: enough to tell that it was rewritten."""
+    local = local_path(uri)
+    if local is not None:
+        st = Path(local).stat()
+        return st.st_size, st.st_mtime_ns
+    fs, path = _fs_and_path(spark, uri)
+    status = fs.getFileStatus(path)
+    return int(status.getLen()), int(status.getModificationTime())
+
+
 def read_bytes(spark: SparkSession, uri: str) -> bytes:
     # py4j moves byte arrays as base64 text: fine for kilobytes, slow for a 230 MB network.
     local = local_path(uri)

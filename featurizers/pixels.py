@@ -24,7 +24,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, per_image, unpack_result
+from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, float_lists, per_image, task_started, unpack_result
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, decode_rgb
 
 
@@ -63,9 +63,10 @@ class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, Defaul
 
         @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def pixels(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+            task_started()
             for series in batches:
                 feats, reasons = per_image(series, lambda b: grey_pixels(b, size, max_pixels), zeros)
-                yield pd.DataFrame({"features": feats, "reject": reasons})
+                yield pd.DataFrame({"features": float_lists(feats), "reject": reasons})
 
         result = f"__{self.uid}_result"
         staged = dataset.withColumn(result, pixels(F.col(self.getInputCol())))

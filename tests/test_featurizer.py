@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -58,3 +60,77 @@ def test_featurizer_persists_with_its_network(spark, fixtures, lite0_onnx, tmp_p
     a = featurizer.transform(rows).select("features").head()[0].toArray()
     b = loaded.transform(rows).select("features").head()[0].toArray()
     assert np.array_equal(a, b)
+
+
+def _scaled_mean_network(path, scale: float) -> None:
+    """A tiny ONNX network: per-channel mean of the image times ``scale`` (3 features)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from featurizers.zoo import INPUT_NAME, OUTPUT_NAME
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", [INPUT_NAME], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("Mul", ["flat", "scale"], [OUTPUT_NAME]),
+        ],
+        "scaled_mean",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["n", 3, 224, 224])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor("scale", TensorProto.FLOAT, [], [scale])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_a_network_is_broadcast_once_until_its_file_changes(spark, fixtures, tmp_path):
+    from featurizers.image_featurizer import _broadcast_model
+
+    model = tmp_path / "net.onnx"
+    _scaled_mean_network(model, 1.0)
+    prep = ZOO["resnet18"].preprocessing.to_json()
+    featurizer = ImageFeaturizer(modelPath=str(model), featureDim=3, preprocessing=prep)
+    rows = folders.load_unlabelled(spark, LocalStorage(fixtures / "bad")).where(F.col("path").endswith("grey.png"))
+    first = featurizer.transform(rows).select("features").head()[0].toArray()
+    sha, broadcast = _broadcast_model(spark, str(model))
+    assert _broadcast_model(spark, str(model)) == (sha, broadcast)  # later transforms reuse it
+
+    _scaled_mean_network(model, 2.0)  # rewritten in place: the next transform must see it
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = featurizer.transform(rows).select("features").head()[0].toArray()
+    new_sha, new_broadcast = _broadcast_model(spark, str(model))
+    assert new_sha != sha and new_broadcast is not broadcast
+    np.testing.assert_allclose(second, 2 * first, rtol=1e-6)
+    assert np.abs(first).sum() > 0
+
+
+def test_task_start_trim_keeps_zip_imports_working(tmp_path):
+    import gc
+    import sys
+    import zipfile
+    import zipimport
+
+    from featurizers.image_featurizer import task_started
+
+    archive = tmp_path / "pkgs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zpkg/__init__.py", "")
+        z.writestr("zpkg/first.py", "VALUE = 1")
+        z.writestr("zpkg/second.py", "VALUE = 2")
+    sys.path.insert(0, str(archive))
+    try:
+        import zpkg.first  # noqa: F401
+
+        assert any(isinstance(f, zipimport.zipimporter) for f in sys.path_importer_cache.values())
+        task_started()
+        assert not any(isinstance(f, zipimport.zipimporter) for f in sys.path_importer_cache.values())
+        assert gc.get_freeze_count() > 0
+        from zpkg import second  # found again through a new importer
+
+        assert second.VALUE == 2
+    finally:
+        gc.unfreeze()
+        sys.path.remove(str(archive))
+        for name in ("zpkg", "zpkg.first", "zpkg.second"):
+            sys.modules.pop(name, None)
