@@ -23,7 +23,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 	$(PY) -m pytest -q tests
 
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
-# SynapseML holds AlexNet's 233 MB network per task in the JVM: give the driver room.
+# bench/featurize.py gives each engine its own Spark application and driver memory (SynapseML 12g).
 bench: $(VENV)/.installed data
 	$(PY) bench/featurize.py
 	$(PY) bench/scale.py --cluster

@@ -197,21 +197,20 @@ def main() -> int:
         r["spark_synapseml_vs_plain"] = _ratio(r["spark_synapseml_images_per_s"], r["plain_images_per_s"])
         r["spark_onnx_vs_synapseml"] = _ratio(r["spark_onnx_images_per_s"], r["spark_synapseml_images_per_s"])
         print(json.dumps(r), flush=True)
-    results = list(results.values())
     report = {
         "benchmark": "featurize",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
         "spark_master": master,
         "onnxruntime": ort.__version__,
-        "results": results,
+        "results": list(results.values()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     heads = ("plain", "spark onnx", "synapseml", "onnx/plain", "onnx/synml", "cold ratio")
     print(f"\nsteady images/s (median of {args.passes} passes after the first); cold ratio: onnx/plain, first pass")
     print(f"{'model':<10} " + " ".join(f"{h:>11}" for h in heads))
-    for r in results:
+    for r in results.values():
         cells = [r[k] for k in ("plain_images_per_s", "spark_onnx_images_per_s", "spark_synapseml_images_per_s")]
         cells += [r["spark_onnx_vs_plain"], r["spark_onnx_vs_synapseml"], r["spark_onnx_vs_plain_cold"]]
         print(f"{r['model']:<10} " + " ".join(f"{'failed' if c is None else c:>11}" for c in cells))

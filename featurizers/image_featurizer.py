@@ -35,7 +35,7 @@ import hashlib
 import sys
 import zipimport
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -68,10 +68,16 @@ class EngineError(ValueError):
     """An engine that is unknown, or whose jars are not on the Spark session."""
 
 
+class _Shipped(NamedTuple):
+    version: tuple[int, int]  # hadoop_io.version of the file when it was read
+    sha256: str
+    model: Broadcast
+
+
 # Driver: the broadcast of each model file, per application, kept while the file is unchanged.
 # Reading, hashing and broadcasting a 230 MB network takes over a second on 2 cores, which
 # every transform() (each notebook cell, each scoring batch) would otherwise pay again.
-_BROADCASTS: dict[tuple[str, str], tuple[tuple[int, int], str, Broadcast]] = {}
+_BROADCASTS: dict[tuple[str, str], _Shipped] = {}
 
 # Python worker: one onnxruntime session per (model sha256, threads), reused across tasks.
 _SESSIONS: dict[tuple[str, int], Any] = {}
@@ -82,16 +88,16 @@ def _broadcast_model(spark: SparkSession, uri: str) -> tuple[str, Broadcast]:
     sc = spark.sparkContext
     key, version = (sc.applicationId, uri), hadoop_io.version(spark, uri)
     cached = _BROADCASTS.get(key)
-    if cached is not None and cached[0] == version:
-        return cached[1], cached[2]
+    if cached is not None and cached.version == version:
+        return cached.sha256, cached.model
     for old in [k for k in _BROADCASTS if k[0] != sc.applicationId]:  # from a stopped context
         del _BROADCASTS[old]
     data = hadoop_io.read_bytes(spark, uri)
-    entry = (version, hashlib.sha256(data).hexdigest(), sc.broadcast(data))
+    shipped = _Shipped(version, hashlib.sha256(data).hexdigest(), sc.broadcast(data))
     if cached is not None:
-        cached[2].unpersist(blocking=False)  # the file was rewritten; a running job keeps its copy
-    _BROADCASTS[key] = entry
-    return entry[1], entry[2]
+        cached.model.unpersist(blocking=False)  # the file was rewritten; a running job keeps its copy
+    _BROADCASTS[key] = shipped
+    return shipped.sha256, shipped.model
 
 
 def task_started() -> None:
@@ -263,13 +269,13 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
             session = _session(key, model)
             for series in batches:
                 images = series.tolist()
-                feats = np.zeros((len(images), dim), dtype=np.float32)
+                feats: list[list[float]] = []
                 reasons: list[str | None] = []
                 for start in range(0, len(images), batch):
                     f, r = featurize_batch(session, images[start : start + batch], prep, dim, max_pixels)
-                    feats[start : start + len(r)] = f
+                    feats.extend(float_lists(f))
                     reasons.extend(r)
-                yield pd.DataFrame({"features": float_lists(feats), "reject": reasons})
+                yield pd.DataFrame({"features": feats, "reject": reasons})
 
         return featurize
 
