@@ -18,6 +18,10 @@ setup(
         "pandas>=2.0,<2.3",
         "pyarrow>=14,<20",
         "azure-storage-blob>=12.19,<13",
+        # Scenes: windows, CRS and transforms (GDAL inside the wheel); footprints as GeoParquet.
+        "rasterio>=1.3",
+        "shapely>=2.0",
+        "geopandas>=0.14",
     ],
     extras_require={
         # Only where networks are exported to ONNX; never needed to train or score.

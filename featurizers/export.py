@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, ZooEntry, get_entry
+from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, NetworkError, ZooEntry
 
 OPSET = 14
 RANDOM = "random"
@@ -50,9 +50,14 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def onnx_file_name(name: str, weights: str | None, pool_grid: int = 1) -> str:
-    """``resnet18.onnx``; ``-grid2`` for a 2 x 2 pool; ``-random`` / ``-<sha12>`` for other weights."""
-    stem = name if pool_grid == 1 else f"{name}-grid{pool_grid}"
+def as_network(name: str | Network, pool_grid: int = 1) -> Network:
+    return name if isinstance(name, Network) else Network.parse(name, pool_grid)
+
+
+def onnx_file_name(name: str | Network, weights: str | None, pool_grid: int = 1) -> str:
+    """``resnet18.onnx``; ``-grid2`` for a 2 x 2 pool, ``-d4``, ``-s256`` (see ``Network.file_stem``);
+    ``-random`` / ``-<sha12>`` for other weights."""
+    stem = as_network(name, pool_grid).file_stem()
     if weights is None:
         return f"{stem}.onnx"
     if weights == RANDOM:
@@ -60,18 +65,25 @@ def onnx_file_name(name: str, weights: str | None, pool_grid: int = 1) -> str:
     return f"{stem}-{sha256_file(weights)[:12]}.onnx"
 
 
-def export(name: str, weights: str | None = None, pool_grid: int = 1) -> tuple[bytes, dict[str, Any]]:
-    """Builds the cut network (its last map pooled to ``pool_grid`` squared cells) and returns
-    ``(onnx_bytes, model_card)``."""
+def export(name: str | Network, weights: str | None = None, pool_grid: int = 1) -> tuple[bytes, dict[str, Any]]:
+    """Builds the network (see :class:`featurizers.zoo.Network`) and returns ``(onnx_bytes, model_card)``."""
     import torch
 
-    entry = get_entry(name)
-    feature_dim = entry.dim(pool_grid)
-    size = entry.preprocessing.crop
-    module, weights_source, weights_sha = _build(entry, weights)
-    if entry.poolable:
-        module = _grid_pooled(module, pool_grid, size)
-    module.eval()
+    network = as_network(name, pool_grid)
+    if len(network.backbones) > 1 and weights not in (None, RANDOM):
+        raise NetworkError("a weights file belongs to one network: name a single backbone with --weights")
+    size = network.preprocessing.crop
+    trunks, sources = [], []
+    for entry in network.entries:
+        module, source, sha = _build(entry, weights)
+        if entry.poolable:
+            module = _grid_pooled(module, network.pool_grid, size)
+        trunks.append(module)
+        sources.append({"backbone": entry.name, "weights": source, "weights_sha256": sha})
+    norms = (
+        [(e.preprocessing.mean, e.preprocessing.std) for e in network.entries] if network.normalizes_inside else None
+    )
+    module = _Featurizer(trunks, norms, network.d4).eval()
     dummy = torch.zeros(1, 3, size, size)
     buf = io.BytesIO()
     # The TorchScript exporter warns about folding it skips; the graph is checked by tests.
@@ -90,20 +102,65 @@ def export(name: str, weights: str | None = None, pool_grid: int = 1) -> tuple[b
             do_constant_folding=True,
         )
     data = buf.getvalue()
+    grid = network.pool_grid
     card = {
-        "name": entry.name,
-        "cut": entry.cut if pool_grid == 1 else f"{entry.cut}, as a {pool_grid} x {pool_grid} grid",
-        "pool_grid": pool_grid,
-        "feature_dim": feature_dim,
-        "preprocessing": json.loads(entry.preprocessing.to_json()),
-        "weights": weights_source,
-        "weights_sha256": weights_sha,
+        "name": network.name,
+        "backbones": list(network.backbones),
+        "cut": "; ".join(e.cut if grid == 1 else f"{e.cut}, as a {grid} x {grid} grid" for e in network.entries),
+        "pool_grid": grid,
+        "d4": network.d4,
+        "image_size": network.image_size,
+        "feature_dim": network.feature_dim,
+        "preprocessing": json.loads(network.preprocessing.to_json()),
+        "normalized_inside": network.normalizes_inside,
+        "weights": sources[0]["weights"] if len(sources) == 1 else [s["weights"] for s in sources],
+        "weights_sha256": sources[0]["weights_sha256"] if len(sources) == 1 else [s["weights_sha256"] for s in sources],
         "onnx_sha256": sha256_bytes(data),
         "opset": OPSET,
         "torch": torch.__version__,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return data, card
+
+
+def _featurizer_class() -> Any:
+    import torch
+
+    class Featurizer(torch.nn.Module):
+        """Trunks side by side on one input (each normalizing it, when ``norms``), their features
+        concatenated; with ``d4``, averaged over the input's 8 rotations and flips."""
+
+        def __init__(self, trunks: list[Any], norms: list[tuple[Any, Any]] | None, d4: bool) -> None:
+            super().__init__()
+            self.trunks = torch.nn.ModuleList(trunks)
+            self.d4 = d4
+            shapes = [(torch.tensor(m).view(1, 3, 1, 1), torch.tensor(s).view(1, 3, 1, 1)) for m, s in norms or []]
+            for i, (m, s) in enumerate(shapes):
+                self.register_buffer(f"mean{i}", m)
+                self.register_buffer(f"std{i}", s)
+            self.norm = bool(norms)
+
+        def forward(self, x: Any) -> Any:
+            n = x.shape[0]
+            if self.d4:  # the 8 symmetries of the square: 4 rotations, and each mirrored
+                # rot90 as transpose + flip (ONNX has no rot90): 90° = flip rows of the transpose.
+                r90 = torch.flip(x.transpose(2, 3), (2,))
+                turns = [x, r90, torch.flip(x, (2, 3)), torch.flip(r90, (2, 3))]
+                x = torch.cat(turns + [torch.flip(t, (3,)) for t in turns], dim=0)
+            parts = []
+            for i, trunk in enumerate(self.trunks):
+                inp = (x - getattr(self, f"mean{i}")) / getattr(self, f"std{i}") if self.norm else x
+                parts.append(trunk(inp))
+            feats = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            if self.d4:
+                feats = feats.reshape(8, n, feats.shape[1]).mean(dim=0)
+            return feats
+
+    return Featurizer
+
+
+def _Featurizer(trunks: list[Any], norms: list[tuple[Any, Any]] | None, d4: bool) -> Any:
+    return _featurizer_class()(trunks, norms, d4)
 
 
 def _grid_pooled(trunk: Any, grid: int, size: int) -> Any:

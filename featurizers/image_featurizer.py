@@ -51,7 +51,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from featurizers import hadoop_io
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare
-from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Preprocessing
+from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, Preprocessing
 
 MODEL_FILE = "model.onnx"
 
@@ -235,15 +235,19 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
 
     @classmethod
     def from_zoo(cls, name: str, model_path: str, pool_grid: int = 1, **kwargs: Any) -> ImageFeaturizer:
-        """A featurizer for the zoo entry ``name`` whose ONNX export (at ``pool_grid``) lies at ``model_path``."""
-        from featurizers.zoo import get_entry
+        """A featurizer for the zoo network ``name`` whose ONNX export (at ``pool_grid``) lies at ``model_path``."""
+        from featurizers.zoo import Network
 
-        entry = get_entry(name)
+        return cls.from_network(Network.parse(name, pool_grid), model_path, **kwargs)
+
+    @classmethod
+    def from_network(cls, network: Network, model_path: str, **kwargs: Any) -> ImageFeaturizer:
+        """A featurizer running ``network``'s ONNX export at ``model_path``."""
         return cls(
             modelPath=model_path,
-            modelName=name,
-            featureDim=entry.dim(pool_grid),
-            preprocessing=entry.preprocessing.to_json(),
+            modelName=network.file_stem(),
+            featureDim=network.feature_dim,
+            preprocessing=network.preprocessing.to_json(),
             **kwargs,
         )
 

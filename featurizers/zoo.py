@@ -152,6 +152,83 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
+NO_NORMALIZATION = Preprocessing(256, 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+BACKBONE_SEPARATOR = "+"
+
+
+class NetworkError(ValueError):
+    """A network description that cannot be built (e.g. D4 averaging with a pooling grid)."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """What one featurizer network computes, exported as one ONNX graph.
+
+    * ``backbones``: zoo entries whose features are concatenated (``"efficientnet_lite0+mobilenet_v2"``);
+      with more than one, each normalizes its input inside the graph, so they share one input.
+    * ``pool_grid``: see :meth:`ZooEntry.dim`.
+    * ``d4``: average each image's features over its 8 rotations and flips (the dihedral group
+      D4). Aerial scenes have no "up": the features, and so the labels, stop depending on how
+      the scene was turned. 8 forward passes an image.
+    * ``image_size``: resize the shorter side to this and crop the centred square of it (the
+      whole of a square tile), instead of the entry's own resize-then-crop.
+    """
+
+    backbones: tuple[str, ...]
+    pool_grid: int = 1
+    d4: bool = False
+    image_size: int | None = None
+
+    @classmethod
+    def parse(cls, name: str, pool_grid: int = 1, d4: bool = False, image_size: int | None = None) -> Network:
+        parts = tuple(p.strip() for p in name.split(BACKBONE_SEPARATOR))
+        net = cls(parts, pool_grid, d4, image_size)
+        net.check()
+        return net
+
+    def check(self) -> None:
+        if len(set(self.backbones)) != len(self.backbones):
+            raise NetworkError(f"{self.name}: a backbone is named twice")
+        for b in self.backbones:
+            get_entry(b).dim(self.pool_grid)  # unknown names and impossible grids fail here
+        if self.d4 and self.pool_grid > 1:
+            raise NetworkError("d4 averages over rotations, which a pooling grid's cells do not survive: choose one")
+        if self.image_size is not None and not 32 <= self.image_size <= 1024:
+            raise NetworkError(f"image_size {self.image_size} is not in 32..1024")
+
+    @property
+    def name(self) -> str:
+        return BACKBONE_SEPARATOR.join(self.backbones)
+
+    @property
+    def entries(self) -> tuple[ZooEntry, ...]:
+        return tuple(get_entry(b) for b in self.backbones)
+
+    @property
+    def feature_dim(self) -> int:
+        return sum(e.dim(self.pool_grid) for e in self.entries)
+
+    @property
+    def normalizes_inside(self) -> bool:
+        """Whether the graph normalizes its input itself (several backbones share one input)."""
+        return len(self.backbones) > 1
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        first = self.entries[0].preprocessing
+        base = NO_NORMALIZATION if self.normalizes_inside else first
+        if self.image_size is None:
+            return Preprocessing(first.resize, first.crop, base.mean, base.std, first.interpolation)
+        return Preprocessing(self.image_size, self.image_size, base.mean, base.std, first.interpolation)
+
+    def file_stem(self) -> str:
+        stem = "__".join(self.backbones)
+        stem += f"-grid{self.pool_grid}" if self.pool_grid > 1 else ""
+        stem += "-d4" if self.d4 else ""
+        stem += f"-s{self.image_size}" if self.image_size else ""
+        return stem
+
+
 def get_entry(name: str) -> ZooEntry:
     """The zoo entry called ``name``; raises :class:`UnknownModelError` naming the choices."""
     try:

@@ -203,6 +203,74 @@ class BlobReader(Reader):
             _LOCAL_COPIES[uri] = path
         return path
 
+    def opener(self) -> Any:
+        """Opens a blob as a seekable file that fetches byte ranges (GDAL reads a COG's header
+        and the tiles a window needs, never the whole blob)."""
+        creds = self.creds
+
+        def open_blob(uri: str, mode: str = "rb") -> io.BufferedReader:
+            loc = parse(uri)
+            client = creds.container(loc.container).get_blob_client(loc.path)
+            try:
+                size = client.get_blob_properties().size
+            except Exception as exc:
+                from azure.core.exceptions import ResourceNotFoundError
+
+                if isinstance(exc, ResourceNotFoundError):  # GDAL probes for sidecar files
+                    raise FileNotFoundError(uri) from None
+                raise describe(exc, f"open {uri}") from None
+            return io.BufferedReader(_RangedBlob(client, size), buffer_size=1 << 18)
+
+        return open_blob
+
+
+@dataclass(frozen=True)
+class BlobWriter:
+    """Writes whole blobs below a root from executors (one upload: readers see all or nothing)."""
+
+    creds: BlobCredentials
+    container: str
+    prefix: str
+
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        name = "/".join(p for p in (self.prefix, *parts) if p)
+        try:
+            self.creds.container(self.container).upload_blob(name, data, overwrite=True)
+        except Exception as exc:
+            raise describe(exc, f"write {name}") from None
+        return name
+
+
+class _RangedBlob(io.RawIOBase):
+    """A read-only, seekable blob whose reads are ranged GETs."""
+
+    def __init__(self, client: Any, size: int) -> None:
+        super().__init__()
+        self.client, self.size, self.pos = client, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.size - self.pos)
+        if n <= 0:
+            return 0
+        data = self.client.download_blob(offset=self.pos, length=n).readall()
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
 
 _LOCAL_COPIES: dict[str, str] = {}
 
@@ -313,8 +381,18 @@ class BlobStorage(Storage):
         if not found:
             raise StorageError(f"folder not found or empty: {self.uri(*parts)}")
 
+    def list_folders(self, *parts: str) -> list[str]:
+        name = self._name(*parts)
+        prefix = f"{name}/" if name else ""
+        listed = self._call(f"list {self.uri(*parts)}", lambda: list(self.client.walk_blobs(prefix, delimiter="/")))
+        folders = [b.name[len(prefix) :].rstrip("/") for b in listed if b.name.endswith("/")]
+        return sorted(f for f in folders if f and not f.startswith(HIDDEN))
+
     def reader(self) -> Reader:
         return BlobReader(self.creds)
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self.creds, self.container_name, self.prefix)
 
     def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
         """Each task uploads its partition as ``part-<partition>.<fmt>`` (a retried task writes

@@ -15,9 +15,10 @@ from typing import Any
 import tomllib
 
 from featurizers.image_featurizer import ENGINES
-from featurizers.zoo import get_entry
+from featurizers.zoo import Network, NetworkError
 
 CLASSIFIERS = ("logisticregression", "randomforest", "gbt")
+DATASETS = ("aerial", "ucmerced", "mnist")
 PIXELS = "pixels"  # --pretrained_model_type pixels: raw grey pixels, the no-CNN baseline
 
 
@@ -30,13 +31,22 @@ class TrainConfig:
     """Everything ``jobs/train.py`` needs; recorded whole in the run's metrics.json."""
 
     output_model_name: str = "model"
-    dataset: str = "mnist"  # "mnist" (idx files) or "aerial" (train/<label>/, test/<label>/)
-    data: str = ".cache/demo/mnist"
+    # "aerial": <label>/<image> (split here) or train/<label>/ + test/<label>/; "ucmerced": the
+    # UC Merced release (jobs/datasets/ucmerced.py); "mnist": idx files.
+    dataset: str = "aerial"
+    data: str | None = None  # default: the demo copy of the data set (.cache/demo/…)
     storage: str = "data"
-    pretrained_model_type: str = "efficientnet_lite0"
+    # None below: the data set's recipe (jobs/recipes.py) decides.
+    pretrained_model_type: str | None = None  # a zoo network, several joined by "+", or "pixels"
     weights: str | None = None  # None: the zoo's pretrained weights; "random"; or a file
-    pool_grid: int = 1  # average-pool the cut's last feature map to n x n cells (1: global pool)
-    mmlspark_model_type: str = "logisticregression"
+    pool_grid: int | None = None  # average-pool the cut's last feature map to n x n cells (1: global pool)
+    d4: bool | None = None  # average features over the 8 rotations/flips of each image
+    image_size: int | None = None  # resize to this square (default: the network's resize + crop)
+    mmlspark_model_type: str | None = None
+    train_ratio: float = 0.8  # folder-per-class sets: the seeded, stratified share that trains
+    val_ratio: float | None = None  # share of train held out to choose the classifier's settings
+    gsd_m: float | None = None  # training imagery's metres per pixel (model card; scene tile sizes)
+    image_px: int | None = None  # training images' side in pixels (with gsd_m: the tile in metres)
     sample_frac: float = 1.0
     train_sample_frac: float | None = None
     test_sample_frac: float | None = None
@@ -47,8 +57,8 @@ class TrainConfig:
     logisticregression: dict[str, Any] = dataclasses.field(default_factory=dict)
     randomforest: dict[str, Any] = dataclasses.field(default_factory=dict)
     gbt: dict[str, Any] = dataclasses.field(default_factory=dict)
-    tune: bool = False  # grid search (jobs.classifiers.GRIDS) with TrainValidationSplit
-    cache_features: bool = False  # keep featurized splits under features/ for later runs
+    tune: bool | None = None  # choose the classifier's settings (jobs.classifiers.GRIDS) on the validation split
+    cache_features: bool = False  # keep featurized images under features/ for later runs
 
     def classifier_params(self) -> dict[str, Any]:
         """The conf table of the chosen classifier."""
@@ -58,13 +68,24 @@ class TrainConfig:
         own = self.train_sample_frac if split == "train" else self.test_sample_frac
         return self.sample_frac if own is None else own
 
+    def network(self) -> Network:
+        return Network.parse(self.pretrained_model_type or "", self.pool_grid or 1, bool(self.d4), self.image_size)
+
     def validate(self) -> TrainConfig:
+        from jobs.recipes import apply
+
+        apply(self)
         if self.mmlspark_model_type not in CLASSIFIERS:
             raise ConfigError(
                 f"mmlspark_model_type {self.mmlspark_model_type!r}: choose one of {', '.join(CLASSIFIERS)}"
             )
-        if self.dataset not in ("mnist", "aerial"):
-            raise ConfigError(f"dataset {self.dataset!r}: choose mnist or aerial")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
+        for name, value, low in (("train_ratio", self.train_ratio, 0.0), ("val_ratio", self.val_ratio, -1e-12)):
+            if not (isinstance(value, (int, float)) and low < value < 1.0):
+                raise ConfigError(f"{name} {value!r} is not in {'(0' if low == 0.0 else '[0'}, 1)")
+        if self.tune and not self.val_ratio:
+            raise ConfigError("tune chooses settings on a validation split: give val_ratio > 0")
         for split in ("train", "test"):
             frac = self.fraction(split)
             if not 0.0 < frac <= 1.0:
@@ -72,10 +93,13 @@ class TrainConfig:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.pretrained_model_type == PIXELS:
-            if self.pool_grid != 1:
-                raise ConfigError("pool_grid applies to a network's feature map, not to raw pixels")
+            if self.pool_grid != 1 or self.d4 or self.image_size:
+                raise ConfigError("pool_grid, d4 and image_size apply to a network, not to raw pixels")
         else:  # an unknown network, or a grid its cut cannot give, fails before any work
-            get_entry(self.pretrained_model_type).dim(self.pool_grid)
+            try:
+                self.network()
+            except NetworkError as exc:
+                raise ConfigError(str(exc)) from None
         if self.batch_size < 1:
             raise ConfigError(f"batch_size {self.batch_size} must be positive")
         return self
@@ -95,10 +119,20 @@ class ScoreConfig:
     top_k: int = 3
     lock_timeout_s: float = 6 * 3600.0
     csv: bool = False  # also write predictions/<model>/<run_id>.csv/
+    scenes: str | None = None  # georeferenced scenes instead of tiles: a folder, a glob or a .txt list
+    bands: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])  # R, G, B band numbers
+    tile_px: int | None = None  # window size in scene pixels, or …
+    tile_m: float | None = None  # … in metres (default: the model's training tiles)
+    max_nodata: float = 0.5  # windows with a larger share of nodata are rejected as nodata
+    value_range: list[float] | None = None  # fixed [lo, hi] mapped to 0..255 (default: per-scene stretch)
 
     def validate(self) -> ScoreConfig:
         if not 0.0 < self.sample_frac <= 1.0:
             raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k {self.top_k} must be 0 or more")
+        if self.value_range is not None and (len(self.value_range) != 2 or self.value_range[0] >= self.value_range[1]):
+            raise ConfigError(f"value_range {self.value_range}: give two numbers, low < high")
         return self
 
 

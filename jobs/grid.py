@@ -1,6 +1,7 @@
 """Tile grids: where a tile sits, read from its name, and 3 x 3 majority smoothing.
 
-``jobs/tile.py`` names tiles ``<stem>_r<row>_c<col>.<ext>``: row 0, column 0 is the source
+``jobs/tile.py`` names tiles ``<stem>_r<row>_c<col>.<ext>``, and scene windows are named
+``<scene>_r<row>_c<col>``: row 0, column 0 is the source
 image's top-left tile; rows go down, columns right. Tiles named otherwise have no position:
 they keep their own prediction and a null ``smoothed_label``.
 
@@ -17,8 +18,8 @@ import re
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-TILE_NAME = re.compile(r"^(?P<stem>.+)_r(?P<row>\d+)_c(?P<col>\d+)\.[A-Za-z0-9]+$")
-_SQL_TILE_NAME = r"^(.+)_r(\d+)_c(\d+)\.[A-Za-z0-9]+$"
+TILE_NAME = re.compile(r"^(?P<stem>.+)_r(?P<row>\d+)_c(?P<col>\d+)(\.[A-Za-z0-9]+)?$")
+_SQL_TILE_NAME = r"^(.+)_r(\d+)_c(\d+)(\.[A-Za-z0-9]+)?$"
 
 
 def position(tile: Column) -> tuple[Column, Column, Column]:

@@ -38,6 +38,7 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
         "model": metrics["model"],
         "pretrained_model_type": metrics["pretrained_model_type"],
         "pool_grid": cfg.get("pool_grid", 1),
+        "d4": cfg.get("d4"),
         "classifier": metrics["classifier"],
         "classifier_params": metrics["classifier_params"],
         "train_sample_frac": metrics["sample_frac"]["train"],
@@ -47,11 +48,11 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
         "per_class": {
             c["label"]: {k: c[k] for k in ("precision", "recall", "f1", "support")} for c in metrics["per_class"]
         },
-        "n_train": counts["train"]["featurized"],
+        "n_train": counts["train"]["featurized"] + counts.get("val", {}).get("featurized", 0),
         "n_test": metrics["n"],
-        "n_rejected": counts["train"]["rejected"] + counts["test"]["rejected"],
+        "n_rejected": sum(c["rejected"] for c in counts.values() if isinstance(c, dict)),
         "seconds": metrics["seconds"],
-        "images_per_s": counts["train"]["images_per_second"],  # None when features were cached
+        "images_per_s": counts["images_per_second"],  # None when features were cached
         "code_version": metrics["code_version"],
         "metrics_uri": metrics_uri,
         "tuning": metrics.get("tuning"),

@@ -13,6 +13,10 @@ scored (an interrupted run is simply run again); a lock file ``predictions/<mode
 keeps two runs from overlapping (exit code 3 while another holds it); exit codes are 0 done,
 2 bad input, 3 locked, 1 anything else. ``--smooth 3x3`` adds ``smoothed_label`` (see
 :mod:`jobs.grid`).
+
+``--scenes URI`` scores georeferenced scenes instead (GeoTIFF/COG, any CRS): windows cut on
+the executors, one row per window in the same table (plus ``scene_id``, ``row``, ``col``),
+and land-use maps per scene under ``maps/<model>/<run_id>/``; see :mod:`jobs.scene_scoring`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pyspark.ml.feature import IndexToString
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import cli, config, grid, lock
+from jobs import cli, config, grid, lock, scene_scoring
 from jobs.datasets import folders
 from jobs.predictions import prediction_table, top_k
 from jobs.spark import get_spark, say, timed
@@ -54,8 +58,23 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p.add_argument("--top_k", type=int, help="labels with probabilities per tile (default 3)")
     p.add_argument("--lock_timeout_s", type=float, help="take over a lock older than this (default 6 h)")
     p.add_argument("--csv", action="store_true", default=None, help="also write the predictions as CSV")
+    scenes = p.add_argument_group("georeferenced scenes (GeoTIFF/COG): land-use maps instead of a tile table")
+    scenes.add_argument("--scenes", help="a folder, a glob, or a .txt file of scene URIs")
+    scenes.add_argument("--bands", type=_ints, help="band numbers for R,G,B (default 1,2,3), or one for grey")
+    scenes.add_argument("--tile_px", type=int, help="window size in scene pixels")
+    scenes.add_argument("--tile_m", type=float, help="window size in metres (default: the model's training tiles)")
+    scenes.add_argument("--max_nodata", type=float, help="reject windows with more nodata than this share (0.5)")
+    scenes.add_argument("--value_range", type=_floats, help="LO,HI mapped to 0..255 (default: per-scene stretch)")
     args = vars(p.parse_args(argv))
     return config.build(config.ScoreConfig, args.pop("conf"), args)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
 
 
 def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dict[str, Any]:
@@ -65,13 +84,17 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
     if not storage.exists(TRAINED, f"{name}.json"):
         raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}")
     card = storage.read_json(TRAINED, f"{name}.json")
-    tiles_at = open_storage(cfg.tiles, spark)
+    source = cfg.scenes or open_storage(cfg.tiles, spark).uri()
     with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s):
-        say(JOB, f"run {run_id}: scoring {tiles_at.uri()} with {name} (trained in run {card['run_id']})")
+        say(JOB, f"run {run_id}: scoring {source} with {name} (trained in run {card['run_id']})")
         model = storage.load_model(TRAINED, name)
         done = previously_scored(spark, storage, name) if cfg.incremental else None
-        tiles = folders.load_unlabelled(spark, tiles_at, cfg.sample_frac, cfg.seed, exclude=done)
         summary: dict[str, Any] = {"run_id": run_id, "model": name, "model_version": card["run_id"]}
+        timings: dict[str, float] = {}
+        if cfg.scenes:
+            counts = scene_scoring.score_scenes(spark, cfg, storage, model, card, run_id, _labels(model), done, timings)
+            return {**summary, **_card_fields(card), **counts, "seconds": round(time.time() - started, 2)}
+        tiles = folders.load_unlabelled(spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed, exclude=done)
         if cfg.incremental and tiles.isEmpty():
             say(JOB, "nothing new to score")
             return {
@@ -95,7 +118,6 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
         if cfg.smooth:
             # Neighbours need each other's predictions: score once, then vote.
             out = grid.smooth(out.persist(StorageLevel.MEMORY_AND_DISK))
-        timings: dict[str, float] = {}
         with timed(JOB, "featurize, predict and write", timings):
             predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
         written = storage.read_table(spark, PREDICTIONS, name, run_id)

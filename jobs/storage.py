@@ -5,6 +5,8 @@ The storage root is laid out like the original sample's storage account:
 ``<root>/pretrainedmodels/``  exported ONNX networks and their model cards
 ``<root>/trainedmodels/<name>/``  saved PipelineModels (featurizer + classifier + labels)
 ``<root>/predictions/<name>/<run_id>/``  scored tile sets (Parquet parts, then ``_SUCCESS``)
+``<root>/maps/<name>/<run_id>/``  land-use maps of scored scenes (jobs/maps.py)
+``<root>/changes/<name>/<run_a>__<run_b>/``  change between two scene runs (jobs/change.py)
 ``<root>/runs/<run_id>/``  one run's ``metrics.json`` and its test-set predictions
 ``<root>/runs/index.jsonl``  the run history, one record per training run (jobs/runs.py)
 ``<root>/features/<key>/<split>/``  featurized splits kept by ``--cache_features``
@@ -44,6 +46,8 @@ TRAINED = "trainedmodels"
 PREDICTIONS = "predictions"
 RUNS = "runs"
 FEATURES = "features"
+MAPS = "maps"
+CHANGES = "changes"
 HIDDEN = (".", "_")  # names that are not data (_SUCCESS, .DS_Store), as Hadoop tools treat them
 SUCCESS = "_SUCCESS"
 
@@ -62,6 +66,10 @@ class Reader:
     def local_copy(self, uri: str) -> str:
         """A local path holding the file (itself, for local files)."""
         return uri
+
+    def opener(self) -> Any:
+        """What ``rasterio.open(uri, opener=…)`` reads through; None: GDAL opens ``uri`` itself."""
+        return None
 
 
 class Storage(ABC):
@@ -109,6 +117,11 @@ class Storage(ABC):
         (when first advanced) if ``parts`` is not a folder.
         """
 
+    @abstractmethod
+    def list_folders(self, *parts: str) -> list[str]:
+        """Names of the folders directly below ``parts`` (not data: hidden names left out), sorted;
+        empty if ``parts`` is no folder."""
+
     def list_files(self, *parts: str) -> list[str]:
         """:meth:`iter_files`, sorted, for listings known to be small."""
         return sorted(self.iter_files(*parts))
@@ -134,6 +147,11 @@ class Storage(ABC):
 
     @abstractmethod
     def load_model(self, *parts: str) -> PipelineModel: ...
+
+    def writer(self) -> Storage | Any:
+        """A picklable object whose ``write_bytes(data, *parts)`` executors call to write whole
+        files below this root (maps); raises StorageError where Python cannot write."""
+        raise StorageError(f"{self.uri()}: executors write maps to a local folder or Azure Blob Storage only")
 
     def check(self) -> None:
         """Fails early, with one line, when the location cannot be used (remote kinds check)."""
@@ -235,8 +253,18 @@ class LocalStorage(Storage):
                     else:
                         yield name
 
+    def list_folders(self, *parts: str) -> list[str]:
+        top = self.root.joinpath(*parts)
+        if not top.is_dir():
+            return []
+        with os.scandir(top) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith(HIDDEN))
+
     def reader(self) -> Reader:
         return Reader()
+
+    def writer(self) -> Storage:
+        return self  # only a path: pickles as is
 
     def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
         # Spark writes _SUCCESS last
@@ -356,6 +384,13 @@ class HadoopStorage(Storage):
             name = files.next().getPath().toString()[len(base) :]
             if not any(p.startswith(HIDDEN) for p in name.split("/")):
                 yield name
+
+    def list_folders(self, *parts: str) -> list[str]:
+        fs, path = self._fs(*parts)
+        if not fs.exists(path):
+            return []
+        names = [st.getPath().getName() for st in fs.listStatus(path) if st.isDirectory()]
+        return sorted(n for n in names if not n.startswith(HIDDEN))
 
     def reader(self) -> Reader:
         raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")

@@ -39,7 +39,7 @@ def log_run(record: dict[str, Any], card: dict[str, Any] | None) -> str | None:
         "seconds": record["seconds"],
         **{f"f1.{_key(c['label'])}": c["f1"] for c in record["per_class"]},
     }
-    speed = record["counts"]["train"]["images_per_second"]
+    speed = record["counts"]["images_per_second"]
     if speed is not None:  # None: features came from the cache
         metrics["featurize_images_per_s"] = speed
     with mlflow.start_run(run_name=record["run_id"]) as run:

@@ -25,7 +25,6 @@ from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import OneVsRestModel
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.ml.feature import IndexToString, StringIndexer
-from pyspark.ml.tuning import TrainValidationSplit
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -34,7 +33,7 @@ from featurizers.image_featurizer import ImageFeaturizer
 from featurizers.pixels import PixelFeaturizer
 from featurizers.rejects import MaskRejects
 from jobs import classifiers, cli, config, runs, tracking
-from jobs.datasets import DatasetError, folders, mnist
+from jobs.datasets import DatasetError, labelled, splits
 from jobs.metrics import evaluate
 from jobs.predictions import prediction_table
 from jobs.pretrained import ensure_onnx
@@ -42,27 +41,36 @@ from jobs.spark import get_spark, say, timed
 from jobs.storage import FEATURES, PRETRAINED, RUNS, TRAINED, Storage, open_storage
 
 JOB = "train"
-PREDICTION_COLS = ["prediction", "probability", "raw_prediction", "rawPrediction", "predicted_label"]
+PREDICTIONS_COLS = ["prediction", "probability", "raw_prediction", "rawPrediction", "predicted_label"]
 
 
 def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     config.add_conf_flag(p)
     p.add_argument("--output_model_name", help="name under trainedmodels/ and predictions/")
-    p.add_argument("--pretrained_model_type", help="zoo network (efficientnet_lite0, resnet18, alexnet, …) or pixels")
+    p.add_argument(
+        "--pretrained_model_type",
+        help="zoo network (efficientnet_lite0, mobilenet_v2, resnet18, …), several joined by '+', or pixels",
+    )
     p.add_argument("--weights", help="pretrained weights: a file, or 'random' (tests only)")
-    p.add_argument("--pool_grid", type=int, help="pool the network's last map to N x N cells (default 1: global)")
+    p.add_argument("--pool_grid", type=int, help="pool the network's last map to N x N cells (1: global)")
+    p.add_argument("--d4", action=argparse.BooleanOptionalAction, help="average features over 8 rotations/flips")
+    p.add_argument("--image_size", type=int, help="resize images to this square (default: the network's own)")
     p.add_argument("--mmlspark_model_type", choices=config.CLASSIFIERS)
     p.add_argument("--sample_frac", type=float, help="fraction of train and test images to use")
     p.add_argument("--train_sample_frac", type=float)
     p.add_argument("--test_sample_frac", type=float)
-    p.add_argument("--dataset", choices=("mnist", "aerial"))
-    p.add_argument("--data", help="MNIST idx folder, or aerial root holding train/ and test/")
+    p.add_argument("--dataset", choices=config.DATASETS, help="aerial (default), ucmerced or mnist")
+    p.add_argument("--data", help="aerial root (<label>/ folders, or train/ and test/), UC Merced, or MNIST idx folder")
+    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains (0.8)")
+    p.add_argument("--val_ratio", type=float, help="share of train held out to choose classifier settings")
+    p.add_argument("--gsd_m", type=float, help="training imagery's metres per pixel (model card; scene tiles)")
+    p.add_argument("--image_px", type=int, help="training images' side in pixels (with gsd_m: tile size in metres)")
     p.add_argument("--storage", help="storage root (default ./data)")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch_size", type=int, help="images per onnxruntime call")
     p.add_argument("--engine", choices=config.ENGINES, help="featurizer engine (synapseml: add --packages)")
-    p.add_argument("--tune", action="store_true", default=None, help="grid-search the classifier on Spark")
+    p.add_argument("--tune", action=argparse.BooleanOptionalAction, help="choose classifier settings on the val split")
     p.add_argument("--cache_features", action="store_true", default=None, help="reuse features across runs")
     for flag in classifiers.FLAGS:
         p.add_argument(f"--{flag}", type=float if flag in ("regParam", "elasticNetParam", "stepSize") else int)
@@ -75,13 +83,6 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     return cfg
 
 
-def read_split(spark: SparkSession, cfg: config.TrainConfig, split: str) -> DataFrame:
-    location = open_storage(cfg.data, spark)
-    if cfg.dataset == "mnist":
-        return mnist.load_split(spark, location, split, cfg.fraction(split), cfg.seed, cfg.class_names)
-    return folders.load_labelled(spark, location, split, cfg.fraction(split), cfg.seed)
-
-
 def classifier_params(model: Transformer) -> dict[str, Any]:
     """The fitted classifier's parameters (for OneVsRest, its binary classifier's)."""
     if isinstance(model, OneVsRestModel):
@@ -89,30 +90,63 @@ def classifier_params(model: Transformer) -> dict[str, Any]:
     return {p.name: v for p, v in model.extractParamMap().items() if isinstance(v, (int, float, str, bool))}
 
 
-def reject_counts(features: DataFrame) -> dict[str, int]:
-    """Rejected images per reason code (the text before the first colon)."""
-    rows = (
-        features.where(F.col("reject_reason").isNotNull())
-        .groupBy(F.substring_index("reject_reason", ":", 1).alias("code"))
-        .count()
-        .collect()  # one row per reason code
-    )
-    return {r["code"]: int(r["count"]) for r in rows}
+def split_counts(features: DataFrame) -> dict[str, Any]:
+    """Per split: images, featurized, rejected (by reason code), and images and featurized per label."""
+    code = F.substring_index("reject_reason", ":", 1)
+    rows = features.groupBy("split", "label", code.alias("code")).count().collect()  # splits x labels x codes
+    counts: dict[str, Any] = {}
+    for split in (splits.TRAIN, splits.VAL, splits.TEST):
+        rejected: dict[str, int] = {}
+        images: dict[str, int] = {}
+        featurized: dict[str, int] = {}
+        for r in (r for r in rows if r["split"] == split):
+            n = int(r["count"])
+            images[r["label"]] = images.get(r["label"], 0) + n
+            if r["code"] is None:
+                featurized[r["label"]] = featurized.get(r["label"], 0) + n
+            else:
+                rejected[r["code"]] = rejected.get(r["code"], 0) + n
+        counts[split] = {
+            "images": sum(images.values()),
+            "featurized": sum(featurized.values()),
+            "rejected": sum(rejected.values()),
+            "rejected_by_reason": rejected,
+            "images_by_label": dict(sorted(images.items())),
+            "featurized_by_label": dict(sorted(featurized.items())),
+        }
+    return counts
 
 
-def featurize_split(
+def check_labels(counts: dict[str, Any], location: Storage, split_info: dict[str, Any]) -> list[str]:
+    """Fails on a class none of whose training images could be used; warns of labels only in test."""
+    fit = (splits.TRAIN, splits.VAL)
+    listed = {lab for s in fit for lab in counts[s]["images_by_label"]}
+    usable = {lab for s in fit for lab, n in counts[s]["featurized_by_label"].items() if n}
+    if not usable:
+        raise DatasetError(f"no usable training images in {location.uri()}")
+    dead = sorted(listed - usable)
+    if dead:
+        where = labelled.folder_of(location, split_info, dead[0])
+        raise DatasetError(f"class folder {where}: every training image was rejected ({len(dead)} such classes)")
+    only_test = sorted(set(counts[splits.TEST]["images_by_label"]) - listed)
+    warnings = [f"labels only in the test split, never trained on: {', '.join(only_test)}"] if only_test else []
+    for w in warnings:
+        say(JOB, f"warning: {w}")
+    return warnings
+
+
+def featurize(
     spark: SparkSession,
     cfg: config.TrainConfig,
     storage: Storage,
     featurizer: Transformer,
     onnx_uri: str | None,
-    split: str,
     images: DataFrame,
 ) -> tuple[DataFrame, bool]:
-    """The split's featurized rows, and whether they came from the feature cache.
+    """Featurized rows of every split, and whether they came from the feature cache.
 
-    With ``cache_features``, rows are written once to ``features/<key>/<split>`` (Parquet) and
-    read back on later runs whose key matches: data set, data, split, sample fraction, seed,
+    With ``cache_features``, rows are written once to ``features/<key>`` (Parquet) and read
+    back on later runs whose key matches: data set, data, sample fractions, split settings,
     class names, the featurizer's parameters and the network file's sha256.
     """
     rows = featurizer.transform(images).drop("image")
@@ -120,19 +154,18 @@ def featurize_split(
         return rows, False
     identity = {
         "dataset": cfg.dataset,
-        "data": open_storage(cfg.data, spark).uri(),
-        "split": split,
-        "fraction": cfg.fraction(split),
-        "seed": cfg.seed,
+        "data": open_storage(cfg.data or "", spark).uri(),
+        "fraction": [cfg.fraction("train"), cfg.fraction("test")],
+        "split": [cfg.train_ratio, cfg.val_ratio, cfg.seed],
         "class_names": cfg.class_names,
         "featurizer": {p.name: v for p, v in featurizer.extractParamMap().items() if p.name != "modelPath"},
         "network_sha256": sha256_file(onnx_uri) if onnx_uri else None,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    cached = storage.table_complete(FEATURES, key, split)
+    cached = storage.table_complete(FEATURES, key)
     if not cached:
-        storage.write_table(rows, FEATURES, key, split)
-    return storage.read_table(spark, FEATURES, key, split), cached
+        storage.write_table(rows, FEATURES, key)
+    return storage.read_table(spark, FEATURES, key), cached
 
 
 def make_featurizer(
@@ -141,46 +174,48 @@ def make_featurizer(
     """The featurizer stage, and the ONNX network it runs (None for raw pixels)."""
     if cfg.pretrained_model_type == config.PIXELS:
         return PixelFeaturizer(), None
+    network = cfg.network()
     with timed(JOB, "export or reuse the ONNX network", timings):
-        onnx_uri = ensure_onnx(storage, cfg.pretrained_model_type, cfg.weights, cfg.pool_grid)
-    featurizer = ImageFeaturizer.from_zoo(
-        cfg.pretrained_model_type, onnx_uri, cfg.pool_grid, batchSize=cfg.batch_size, engine=cfg.engine
-    )
+        onnx_uri = ensure_onnx(storage, network, cfg.weights)
+    featurizer = ImageFeaturizer.from_network(network, onnx_uri, batchSize=cfg.batch_size, engine=cfg.engine)
     return featurizer, onnx_uri
 
 
-def fit_head(rows: DataFrame, cfg: config.TrainConfig) -> tuple[PipelineModel, list[dict[str, Any]] | None]:
-    """Label indexer, classifier, label decoder and reject mask, fitted on featurized ``rows``.
-
-    With ``cfg.tune``, every grid candidate's validation accuracy is returned too.
-    """
+def head_pipeline(rows: DataFrame, cfg: config.TrainConfig) -> tuple[Pipeline, Any]:
+    """Label indexer, classifier, label decoder and reject mask; and the classifier whose params a grid names."""
     indexer = StringIndexer(
         inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc", handleInvalid="keep"
     ).fit(rows)
-    estimator, inner = classifiers.build(cfg.mmlspark_model_type, cfg.classifier_params(), cfg.seed)
-    pipeline = Pipeline(
-        stages=[
-            indexer,
-            estimator,
-            IndexToString(inputCol="prediction", outputCol="predicted_label", labels=indexer.labels),
-            MaskRejects(rejectCol="reject_reason", maskCols=PREDICTION_COLS),
-        ]
-    )
-    if not cfg.tune:
-        return pipeline.fit(rows), None
-    maps = classifiers.grid(cfg.mmlspark_model_type, inner)
-    search = TrainValidationSplit(
-        estimator=pipeline,
-        estimatorParamMaps=maps,
-        evaluator=MulticlassClassificationEvaluator(labelCol="label_index", metricName="accuracy"),
-        trainRatio=0.8,
-        seed=cfg.seed,
-    ).fit(rows)
-    candidates = [
-        {"params": {p.name: v for p, v in m.items()}, "validation_accuracy": float(score)}
-        for m, score in zip(maps, search.validationMetrics, strict=True)
+    estimator, inner = classifiers.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)
+    stages = [
+        indexer,
+        estimator,
+        IndexToString(inputCol="prediction", outputCol="predicted_label", labels=indexer.labels),
+        MaskRejects(rejectCol="reject_reason", maskCols=PREDICTIONS_COLS),
     ]
-    return search.bestModel, candidates
+    return Pipeline(stages=stages), inner
+
+
+def fit_head(
+    train_rows: DataFrame, val_rows: DataFrame | None, cfg: config.TrainConfig
+) -> tuple[PipelineModel, list[dict[str, Any]] | None]:
+    """The head fitted on featurized rows. With ``cfg.tune``, each grid candidate is fitted on
+    ``train_rows`` and scored on ``val_rows``; the best is refitted on both. Without tuning,
+    the validation rows train too. Returns every candidate's validation accuracy."""
+    everything = train_rows if val_rows is None else train_rows.unionByName(val_rows)
+    if not cfg.tune or val_rows is None:
+        pipeline, _ = head_pipeline(everything, cfg)
+        return pipeline.fit(everything), None
+    pipeline, inner = head_pipeline(everything, cfg)
+    evaluator = MulticlassClassificationEvaluator(labelCol="label_index", metricName="accuracy")
+    candidates = []
+    for params in classifiers.grid(cfg.mmlspark_model_type or "", inner):
+        accuracy = evaluator.evaluate(pipeline.fit(train_rows, params).transform(val_rows))
+        candidates.append({"params": {p.name: v for p, v in params.items()}, "validation_accuracy": float(accuracy)})
+        say(JOB, f"  {candidates[-1]['params']}: validation accuracy {accuracy:.4f}")
+    best = max(range(len(candidates)), key=lambda i: candidates[i]["validation_accuracy"])  # first of ties
+    chosen = classifiers.grid(cfg.mmlspark_model_type or "", inner)[best]
+    return pipeline.fit(everything, chosen), candidates
 
 
 def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dict[str, Any]:
@@ -190,46 +225,39 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     say(JOB, f"run {run_id}: {cfg.dataset} from {cfg.data}, {cfg.pretrained_model_type} + {cfg.mmlspark_model_type}")
 
     # Data first: a wrong layout or header fails in seconds, before any network is exported.
-    images = {split: read_split(spark, cfg, split) for split in ("train", "test")}
+    images, split_info, location = labelled.load(spark, cfg)
     featurizer, onnx_uri = make_featurizer(cfg, storage, timings)
 
-    counts: dict[str, dict[str, Any]] = {}
-    features: dict[str, DataFrame] = {}
-    for split in ("train", "test"):
-        step = f"featurize {split}"
-        with timed(JOB, step, timings):  # a cache miss featurizes while writing the cache
-            feats, cached = featurize_split(spark, cfg, storage, featurizer, onnx_uri, split, images[split])
-            feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
-            total = feats.count()
-        rejected = reject_counts(feats)
-        seconds = timings[step]
-        counts[split] = {
-            "images": total,
-            "featurized": total - sum(rejected.values()),
-            "rejected": sum(rejected.values()),
-            "rejected_by_reason": rejected,
-            # A cache hit measures a Parquet read, not featurization: no speed is claimed for it.
-            "images_per_second": None if cached else round(total / max(seconds, 1e-9), 2),
-            "features_cached": cached,
-        }
-        features[split] = feats
-    if counts["train"]["featurized"] == 0:
-        raise DatasetError(f"no usable training images in {cfg.data}")
+    step = "featurize"
+    with timed(JOB, step, timings):  # a cache miss featurizes while writing the cache
+        feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
+        feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
+        total = feats.count()
+    counts = split_counts(feats)
+    counts["images_per_second"] = None if cached else round(total / max(timings[step], 1e-9), 2)
+    counts["features_cached"] = cached
+    warnings = check_labels(counts, location, split_info)
 
-    good_train = features["train"].where(F.col("reject_reason").isNull())
+    good = feats.where(F.col("reject_reason").isNull())
+    train_rows = good.where(F.col("split") == splits.TRAIN)
+    val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
     with timed(JOB, f"fit {cfg.mmlspark_model_type}", timings):
-        head, tuning = fit_head(good_train, cfg)
+        head, tuning = fit_head(train_rows, val_rows, cfg)
     model = PipelineModel([featurizer, *head.stages])
 
     predictions_path = [RUNS, run_id, "test_predictions"]
+    test = feats.where(F.col("split") == splits.TEST)
     with timed(JOB, "predict and evaluate test", timings):
-        predictions_uri = storage.write_table(prediction_table(head.transform(features["test"])), *predictions_path)
+        predictions_uri = storage.write_table(prediction_table(head.transform(test)), *predictions_path)
         written = storage.read_table(spark, *predictions_path)
         test_labels = [r[0] for r in written.select("label").distinct().collect()]  # <= k rows
         labels = sorted(set(head.stages[0].labels) | set(test_labels))
         result = evaluate(written, labels)
-    features["train"].unpersist()
-    features["test"].unpersist()
+    if result.n == 0:
+        raise DatasetError(f"no usable test images in {cfg.data}: nothing to evaluate the model on")
+    if split_info["method"].startswith("seeded"):  # the exact test files, for audits and reruns
+        split_info["test_files"] = list(labelled.keys(test.select("key")))
+    feats.unpersist()
 
     with timed(JOB, "save model", timings):
         model_uri = storage.save_model(model, TRAINED, cfg.output_model_name)
@@ -247,6 +275,8 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         "classifier_params": classifier_params(head.stages[1]),
         "tuning": tuning,
         "dataset": cfg.dataset,
+        "split": split_info,
+        "warnings": warnings,
         "sample_frac": {"train": cfg.fraction("train"), "test": cfg.fraction("test")},
         "config": dataclasses.asdict(cfg),
         **result.to_dict(),
@@ -263,9 +293,11 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     card_name = os.path.basename(onnx_uri).replace(".onnx", ".json") if onnx_uri else None
     tracking.log_run(record, storage.read_json(PRETRAINED, card_name) if card_name else None)
     # The model's own card: what scoring jobs report alongside their predictions.
+    tile_m = cfg.gsd_m * cfg.image_px if cfg.gsd_m and cfg.image_px else None
     storage.write_json(
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
-        | {"n_train": counts["train"]["featurized"], "n_test": result.n, "metrics_uri": metrics_uri},
+        | {"n_train": counts["train"]["featurized"], "n_test": result.n, "metrics_uri": metrics_uri}
+        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4},
         TRAINED,
         f"{cfg.output_model_name}.json",
     )
@@ -274,10 +306,12 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         "model": cfg.output_model_name,
         "accuracy": round(result.accuracy, 4),
         "macro_f1": round(result.macro_f1, 4),
-        "n_train": counts["train"]["featurized"],
+        "n_train": counts["train"]["featurized"] + counts["val"]["featurized"],
         "n_test": result.n,
-        "n_rejected": counts["train"]["rejected"] + counts["test"]["rejected"],
-        "featurize_images_per_s": counts["train"]["images_per_second"],
+        "n_rejected": sum(counts[s]["rejected"] for s in (splits.TRAIN, splits.VAL, splits.TEST)),
+        "featurize_images_per_s": counts["images_per_second"],
+        "classifier_params": {k: v for k, v in record["classifier_params"].items() if k in classifiers.FLAGS},
+        "warnings": warnings,
         "metrics_uri": metrics_uri,
         "predictions_uri": predictions_uri,
         "model_uri": model_uri,

@@ -20,7 +20,7 @@ def test_train_summary_and_metrics(demo_run):
     assert metrics["labels"] == [str(d) for d in range(10)]
     assert len(metrics["per_class"]) == 10 and len(metrics["confusion"]) == 10
     assert metrics["config"]["pretrained_model_type"] == "efficientnet_lite0"
-    assert metrics["counts"]["train"]["images_per_second"] > 0
+    assert metrics["counts"]["images_per_second"] > 0
     assert storage.exists("pretrainedmodels", "efficientnet_lite0.json")
 
 

@@ -31,14 +31,14 @@ def test_a_long_listing_reaches_executors_whole_in_bounded_partitions(tmp_path, 
     store = LocalStorage(tmp_path)
     n = 3 * folders._MAX_MARKS + 7  # past the point where the driver thins its offsets
     files = ((f"d{i % 3}/t\n{i}.png", None if i % 2 else f"L{i % 5}") for i in range(n))  # a generator
-    names = folders.names_frame(spark, store, files)
+    names = folders.names_frame(spark, ((store.uri(*p.split("/")), lab) for p, lab in files))
     sizes = names.rdd.glom().map(len).collect()
     assert sum(sizes) == n and max(sizes) <= folders.FILES_PER_PARTITION and len(sizes) >= n // 256
     got = {(r["path"], r["label"]) for r in names.collect()}
     assert got == {(store.uri(f"d{i % 3}", f"t\n{i}.png"), None if i % 2 else f"L{i % 5}") for i in range(n)}
-    few = folders.names_frame(spark, store, iter([("a.png", None), ("b.png", None), ("c.png", None)]))
+    few = folders.names_frame(spark, iter([("a.png", None), ("b.png", None), ("c.png", None)]))
     assert few.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism and few.count() == 3
-    assert folders.names_frame(spark, store, iter([])).count() == 0
+    assert folders.names_frame(spark, iter([])).count() == 0
 
 
 def test_saving_a_model_replaces_it_whole(tmp_path, spark):

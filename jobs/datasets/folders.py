@@ -1,10 +1,16 @@
-"""Image folders: labelled ``<split>/<label>/<image>`` trees and flat, unlabelled tile sets.
+"""Image folders: labelled trees, pre-split or not, and flat, unlabelled tile sets.
 
-Labelled layout (the aerial sample's ``train``/``test`` containers)::
+Two labelled layouts. Pre-split (the aerial sample's ``train``/``test`` containers)::
 
     <root>/train/Barren/tile_001.png
     <root>/train/Forest/…
     <root>/test/Barren/…
+
+and one folder per class, the way UC Merced, RSSCN7, AID, EuroSAT and NWPU-RESISC45 ship,
+which :mod:`jobs.datasets.splits` splits (seeded, stratified)::
+
+    <root>/forest/forest00.tif
+    <root>/river/…
 
 Any label names work (the original's six NLCD classes are Barren, Cultivated, Developed,
 Forest, Herbaceous, Shrub); a file's label is the first folder below the split, so deeper
@@ -30,7 +36,7 @@ from collections.abc import Iterable, Iterator
 
 import pandas as pd
 from pyspark import SparkFiles
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
@@ -44,6 +50,39 @@ _MAX_MARKS = 4096  # offsets the driver keeps into a listing, however long it is
 
 class LayoutError(DatasetError):
     """A folder that is not laid out as ``<split>/<label>/<image>``."""
+
+
+def is_pre_split(location: Storage) -> bool:
+    """Whether ``location`` holds ``train/`` and ``test/`` (else: one folder per class)."""
+    return {"train", "test"} <= set(location.list_folders())
+
+
+def relative_key(location: Storage) -> Column:
+    """Each row's ``path`` relative to ``location``: a name for the image that does not change
+    when the same tree is copied elsewhere (what seeded splits and samples hash)."""
+    return F.substring(F.col("path"), len(location.uri().rstrip("/")) + 2, 1 << 30)
+
+
+def class_files(location: Storage) -> Iterator[tuple[str, str]]:
+    """``(relative path, label)`` for each file of a ``<label>/<image>`` tree, as listed.
+
+    Raises :class:`LayoutError`, while iterating, for a file directly under the root or a
+    root with no class folders.
+    """
+    found = False
+    try:
+        for name in location.iter_files():
+            if "/" not in name:
+                raise LayoutError(
+                    f"{location.uri(name)}: a file directly under the data root; expected <label>/<image> "
+                    "(or train/<label>/ and test/<label>/)"
+                )
+            found = True
+            yield name, name.split("/", 1)[0]
+    except StorageError as exc:
+        raise LayoutError(str(exc)) from None
+    if not found:
+        raise LayoutError(f"{location.uri()}: no class folders; expected <label>/<image> or train/ and test/")
 
 
 def labelled_files(location: Storage, split: str) -> Iterator[tuple[str, str]]:
@@ -66,8 +105,8 @@ def labelled_files(location: Storage, split: str) -> Iterator[tuple[str, str]]:
         raise LayoutError(f"{location.uri(split)}: no label folders; expected <split>/<label>/<image>")
 
 
-def names_frame(spark: SparkSession, location: Storage, files: Iterable[tuple[str, str | None]]) -> DataFrame:
-    """A ``(path, label)`` DataFrame of ``files`` (relative paths with labels), in partitions of ~256.
+def names_frame(spark: SparkSession, files: Iterable[tuple[str, str | None]]) -> DataFrame:
+    """A ``(path, label)`` DataFrame of ``files`` (URIs with labels), in partitions of ~256.
 
     The listing streams into a local file that executors fetch (``SparkContext.addFile``) and
     read by byte range; the driver keeps only a bounded number of offsets into it, so its
@@ -78,7 +117,7 @@ def names_frame(spark: SparkSession, location: Storage, files: Iterable[tuple[st
     marks, every, n = [0], 1, 0  # a byte offset after every `every`-th line
     with open(listing, "wb") as f:
         for n, (path, label) in enumerate(files, 1):
-            f.write(json.dumps([location.uri(*path.split("/")), label]).encode() + b"\n")
+            f.write(json.dumps([path, label]).encode() + b"\n")
             if n % every == 0:
                 marks.append(f.tell())
                 if len(marks) > _MAX_MARKS:  # thin out: keep every other mark
@@ -115,13 +154,23 @@ def read_files(
 ) -> DataFrame:
     """Image rows for ``files`` (``(relative path, label)`` below ``location``); bytes read on executors.
 
+    ``top`` is the folder the files were listed from.
+    """
+    uris = ((location.uri(*path.split("/")), label) for path, label in files)
+    names = sample(names_frame(spark, uris), fraction, seed)
+    if exclude is not None:  # e.g. tiles already scored: their bytes are never fetched
+        names = names.join(exclude.select("path").distinct(), "path", "left_anti")
+    return attach_images(spark, location, names, top)
+
+
+def attach_images(spark: SparkSession, location: Storage, names: DataFrame, top: str | None = None) -> DataFrame:
+    """``names`` (a ``path`` column of URIs below ``location``, any others) with ``image``, the
+    file's bytes, read on the executors.
+
     Spark's ``binaryFile`` source is not used where Python can read the files, because it
     skips zero-length files without a word; here an empty file becomes a row with empty bytes,
     which the featurizer rejects. ``top`` is the folder the files were listed from.
     """
-    names = sample(names_frame(spark, location, files), fraction, seed)
-    if exclude is not None:  # e.g. tiles already scored: their bytes are never fetched
-        names = names.join(exclude.select("path").distinct(), "path", "left_anti")
     if isinstance(location, HadoopStorage):
         files_df = (
             spark.read.format("binaryFile")
@@ -129,7 +178,7 @@ def read_files(
             .load(location.uri(*([top] if top else [])))
             .select("path", F.col("content").alias("image"))
         )
-        return names.join(files_df, "path").select("path", "label", "image")
+        return names.join(files_df, "path")
     reader: Reader = location.reader()
 
     # A scalar-iterator pandas UDF, not mapInPandas: a featurizer UDF applied to its output is
