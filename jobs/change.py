@@ -8,7 +8,8 @@ raster of run B in the same CRS whose footprint intersects it; B's classes are r
 A's grid (``rasterio.warp.reproject``, nearest), so scenes of different dates, extents or grids
 compare cell by cell. Cells that are nodata (rejected windows) at either date are left out of
 the matrix and counted. Areas come from the grid's affine transform and the CRS's linear unit
-(a projected CRS is needed: degrees have no fixed area). Writes ``change.json`` and
+(a projected CRS is needed: degrees have no fixed area; other scenes are skipped, and listed).
+Writes ``change.json`` and
 ``change.png`` to ``changes/<model>/<run_a>__<run_b>/`` and prints one JSON line.
 """
 
@@ -56,11 +57,12 @@ def compare(a: dict[str, bytes], b: dict[str, bytes]) -> dict[str, Any]:
     area_a: dict[str, float] = {}
     area_b: dict[str, float] = {}
     moves: dict[tuple[str, str], float] = {}
-    pairs, unpaired_ha = [], 0.0
+    pairs, unpaired_ha, skipped = [], 0.0, []
     for scene_a, data in sorted(a.items()):
         grid_a, t_a, crs_a, labels_a = _open(data)
         if crs_a is None or not crs_a.is_projected:
-            raise DatasetError(f"{scene_a}: areas need a projected CRS (the map has {crs_a or 'none'})")
+            skipped.append({"scene": scene_a, "reason": f"areas need a projected CRS, the map has {crs_a or 'none'}"})
+            continue
         cell_ha = abs(t_a.determinant) * crs_a.linear_units_factor[1] ** 2 / 10_000.0
         box_a = BoundingBox(*array_bounds(*grid_a.shape, t_a))
         for scene_b, (grid_b, t_b, crs_b, labels_b) in sorted(opened_b.items()):
@@ -79,7 +81,10 @@ def compare(a: dict[str, bytes], b: dict[str, bytes]) -> dict[str, Any]:
                 if lab not in labels:
                     labels.append(lab)
     if not pairs:
-        raise DatasetError("the two runs share no ground: no class rasters in the same CRS overlap")
+        why = "; ".join(f"{x['scene']}: {x['reason']}" for x in skipped[:3])
+        raise DatasetError(
+            f"the two runs share no ground: no class rasters in the same CRS overlap{'; ' + why if why else ''}"
+        )
     labels.sort()
     for (fa, fb), ha in moves.items():
         area_a[fa] = area_a.get(fa, 0.0) + ha
@@ -97,6 +102,7 @@ def compare(a: dict[str, bytes], b: dict[str, bytes]) -> dict[str, Any]:
         "compared_ha": round(total, 4),
         "nodata_at_either_date_ha": round(unpaired_ha, 4),
         "pairs": pairs,
+        "skipped": skipped,
     }
 
 

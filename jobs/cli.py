@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import subprocess
@@ -54,8 +55,16 @@ def code_version() -> str:
         return "unknown"
 
 
-def run(job: str, main: Callable[[], dict[str, Any]]) -> int:
-    """Runs ``main``; prints its summary as one JSON line on stdout, or one error line on stderr."""
+def add_summary_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--summary_file", help="also write the one-line JSON summary to this local file")
+
+
+def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = None) -> int:
+    """Runs ``main``; prints its summary as one JSON line on stdout (and to ``--summary_file``),
+    or one error line on stderr."""
+    pre = argparse.ArgumentParser(add_help=False)
+    add_summary_flag(pre)
+    summary_file = pre.parse_known_args(sys.argv[1:] if argv is None else argv)[0].summary_file
     try:
         summary = main()
     except BAD_INPUT as exc:
@@ -64,5 +73,8 @@ def run(job: str, main: Callable[[], dict[str, Any]]) -> int:
     except LockedError as exc:
         print(f"{job}: locked: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    print(json.dumps(summary, sort_keys=False), flush=True)
+    line = json.dumps(summary, sort_keys=False)
+    if summary_file:
+        Path(summary_file).write_text(line + "\n", encoding="utf-8")
+    print(line, flush=True)
     return EXIT_OK

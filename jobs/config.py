@@ -41,7 +41,7 @@ class TrainConfig:
     weights: str | None = None  # None: the zoo's pretrained weights; "random"; or a file
     pool_grid: int | None = None  # average-pool the cut's last feature map to n x n cells (1: global pool)
     d4: bool | None = None  # average features over the 8 rotations/flips of each image
-    image_size: int | None = None  # resize to this square (default: the network's resize + crop)
+    image_size: int | None = None  # resize to this square; 0: the network's own resize + crop
     mmlspark_model_type: str | None = None
     train_ratio: float = 0.8  # folder-per-class sets: the seeded, stratified share that trains
     val_ratio: float | None = None  # share of train held out to choose the classifier's settings

@@ -135,6 +135,12 @@ def list_scenes(spark: SparkSession, spec: str) -> tuple[DataFrame, Reader]:
     if spec.endswith((".txt", ".lst")):
         return _from_list_file(spark, spec)
     base, pattern = _split_glob(spec)
+    if pattern is None and "/" in spec.rstrip("/"):  # one scene file?
+        parent, name = spec.rstrip("/").rsplit("/", 1)
+        folder = open_storage(parent or "/", spark)
+        if folder.is_file(name):
+            one = iter([(folder.uri(name), scene_id(name))])
+            return names_frame(spark, one).withColumnRenamed("label", "scene_id"), _reader(folder)
     location = open_storage(base, spark)
 
     def files() -> Iterator[tuple[str, str]]:
@@ -373,7 +379,8 @@ def read_window(
                 window=window,
                 out_shape=(len(opts.bands), size, size),
                 resampling=Resampling.average if size < tile else Resampling.nearest,
-                boundless=True,
+                # Only edge windows run past the scene; GDAL's boundless read costs several times more.
+                boundless=(col + 1) * tile > ds.width or (row + 1) * tile > ds.height,
                 masked=True,
             )
             break

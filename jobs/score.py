@@ -48,6 +48,7 @@ LOCK = "_LOCK"
 def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     config.add_conf_flag(p)
+    cli.add_summary_flag(p)
     p.add_argument("--output_model_name", help="the trained model to score with")
     p.add_argument("--tiles", help="folder of images to score (read recursively)")
     p.add_argument("--storage", help="storage root (default ./data)")
@@ -66,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     scenes.add_argument("--max_nodata", type=float, help="reject windows with more nodata than this share (0.5)")
     scenes.add_argument("--value_range", type=_floats, help="LO,HI mapped to 0..255 (default: per-scene stretch)")
     args = vars(p.parse_args(argv))
+    args.pop("summary_file")
     return config.build(config.ScoreConfig, args.pop("conf"), args)
 
 
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         storage.check()
         return score(spark, cfg, storage)
 
-    return cli.run(JOB, go)
+    return cli.run(JOB, go, argv)
 
 
 if __name__ == "__main__":

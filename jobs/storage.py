@@ -82,6 +82,10 @@ class Storage(ABC):
     @abstractmethod
     def exists(self, *parts: str) -> bool: ...
 
+    def is_file(self, *parts: str) -> bool:
+        """A file (for blobs: a blob, never a name prefix)."""
+        return self.exists(*parts)
+
     @abstractmethod
     def read_bytes(self, *parts: str) -> bytes: ...
 
@@ -181,6 +185,9 @@ class LocalStorage(Storage):
 
     def exists(self, *parts: str) -> bool:
         return self.root.joinpath(*parts).exists()
+
+    def is_file(self, *parts: str) -> bool:
+        return self.root.joinpath(*parts).is_file()
 
     def read_bytes(self, *parts: str) -> bytes:
         path = self.root.joinpath(*parts)
@@ -325,6 +332,10 @@ class HadoopStorage(Storage):
     def exists(self, *parts: str) -> bool:
         fs, path = self._fs(*parts)
         return bool(fs.exists(path))
+
+    def is_file(self, *parts: str) -> bool:
+        fs, path = self._fs(*parts)
+        return bool(fs.isFile(path))
 
     def read_bytes(self, *parts: str) -> bytes:
         from featurizers.hadoop_io import read_bytes

@@ -47,6 +47,7 @@ PREDICTIONS_COLS = ["prediction", "probability", "raw_prediction", "rawPredictio
 def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     config.add_conf_flag(p)
+    cli.add_summary_flag(p)
     p.add_argument("--output_model_name", help="name under trainedmodels/ and predictions/")
     p.add_argument(
         "--pretrained_model_type",
@@ -75,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     for flag in classifiers.FLAGS:
         p.add_argument(f"--{flag}", type=float if flag in ("regParam", "elasticNetParam", "stepSize") else int)
     args = vars(p.parse_args(argv))
+    args.pop("summary_file")
     flags = {k: args.pop(k) for k in classifiers.FLAGS if args.get(k) is not None}
     for k in classifiers.FLAGS:
         args.pop(k, None)
@@ -294,9 +296,10 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     tracking.log_run(record, storage.read_json(PRETRAINED, card_name) if card_name else None)
     # The model's own card: what scoring jobs report alongside their predictions.
     tile_m = cfg.gsd_m * cfg.image_px if cfg.gsd_m and cfg.image_px else None
+    summary_n_train = counts["train"]["featurized"] + counts["val"]["featurized"]
     storage.write_json(
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
-        | {"n_train": counts["train"]["featurized"], "n_test": result.n, "metrics_uri": metrics_uri}
+        | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
         | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4},
         TRAINED,
         f"{cfg.output_model_name}.json",
@@ -306,7 +309,7 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         "model": cfg.output_model_name,
         "accuracy": round(result.accuracy, 4),
         "macro_f1": round(result.macro_f1, 4),
-        "n_train": counts["train"]["featurized"] + counts["val"]["featurized"],
+        "n_train": summary_n_train,
         "n_test": result.n,
         "n_rejected": sum(counts[s]["rejected"] for s in (splits.TRAIN, splits.VAL, splits.TEST)),
         "featurize_images_per_s": counts["images_per_second"],
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         storage.check()
         return train(spark, cfg, storage)
 
-    return cli.run(JOB, go)
+    return cli.run(JOB, go, argv)
 
 
 if __name__ == "__main__":

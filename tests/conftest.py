@@ -19,6 +19,12 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 import make_fixtures  # noqa: E402
 
+# The settings the older tests were written for (the aerial recipe's defaults are tested in
+# test_aerial.py): EfficientNet-Lite0 at its own crop, no D4, no validation split.
+LITE0 = {"pretrained_model_type": "efficientnet_lite0", "d4": False, "image_size": 0, "tune": False, "val_ratio": 0.0}
+LITE0_FLAGS = ["--pretrained_model_type", "efficientnet_lite0", "--no-d4", "--image_size", "0", "--no-tune"]
+LITE0_FLAGS += ["--val_ratio", "0"]
+
 
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -6,6 +6,8 @@
 ``OUT_DIR/aerial/`` a ``train/<label>/``, ``test/<label>/`` tree of small RGB PNG tiles
 ``OUT_DIR/bad/``   one file per kind of awkward input, named after what it is; ``BAD_EXPECTED``
                    says what the featurizer must make of each (a reason code, or None: featurized)
+``OUT_DIR/classes/`` a ``<label>/`` tree (no split) of the same kind of tiles
+``OUT_DIR/scenes/``  georeferenced scenes (``SCENES`` says what each is) and one that is not a raster
 """
 
 from __future__ import annotations
@@ -125,11 +127,87 @@ def write_bad(out: Path, rng: np.random.Generator) -> None:
         (out / name).write_bytes(data)
 
 
+CLASS_COUNTS = {"Barren": 10, "Forest": 7, "Developed": 5}
+
+# name -> (width, height, bands, dtype, CRS, pixel size, columns of nodata at the left edge)
+SCENES: dict[str, tuple[int, int, int, str, str | None, float, int]] = {
+    "rgb8_utm.tif": (300, 200, 3, "uint8", "EPSG:32633", 2.0, 70),
+    "nir16_wgs84.tif": (256, 192, 4, "uint16", "EPSG:4326", 0.00002, 0),
+    "rgb8_nocrs.tif": (128, 128, 3, "uint8", None, 1.0, 0),
+}
+NOT_A_RASTER = "readme_not_a_raster.tif"
+
+
+def write_classes(out: Path, rng: np.random.Generator) -> None:
+    for i, (label, n) in enumerate(CLASS_COUNTS.items()):
+        folder = out / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            texture(rng, i, 64).save(folder / f"{label.lower()}{k:02d}.png")
+
+
+def write_scenes(out: Path, rng: np.random.Generator) -> None:
+    """Seeded GeoTIFFs: textured bands, the first ``nodata_cols`` columns set to nodata (0)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (width, height, bands, dtype, crs, px, nodata_cols) in SCENES.items():
+        top = 4_500_000.0 if crs == "EPSG:32633" else (48.0 if crs else float(height))
+        left = 500_000.0 if crs == "EPSG:32633" else (11.0 if crs else 0.0)
+        high = 255 if dtype == "uint8" else 4000  # 16-bit imagery rarely uses the top bits
+        data = rng.integers(1, high, size=(bands, height, width)).astype(dtype)
+        data[:, :, :nodata_cols] = 0
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": bands,
+            "dtype": dtype,
+            "transform": from_origin(left, top, px, px),
+            "nodata": 0,
+            "tiled": True,
+            "blockxsize": 64,
+            "blockysize": 64,
+        }
+        if crs:
+            profile["crs"] = crs
+        with rasterio.open(out / name, "w", **profile) as dst:
+            dst.write(data)
+    (out / NOT_A_RASTER).write_bytes(b"this is a text file with a .tif name\n")
+
+
+def write_sparse_scene(path: Path, size: int = 100_000) -> None:
+    """A GeoTIFF whose header declares ``size`` x ``size`` pixels and holds no tile at all (sparse)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500_000.0, 4_500_000.0, 0.5, 0.5),
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "sparse_ok": True,
+        "compress": "deflate",
+    }
+    with rasterio.open(path, "w", **profile):
+        pass
+
+
 def main(out: Path) -> None:
     rng = np.random.default_rng(SEED)
     write_idx(out / "idx", rng)
     write_aerial(out / "aerial", rng)
     write_bad(out / "bad", rng)
+    write_classes(out / "classes", rng)
+    write_scenes(out / "scenes", rng)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from azurite import ACCOUNT, KEY, connection_string, running
+from conftest import LITE0
 from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
 
 from jobs import blob, cli, config, convert, score, train
@@ -119,7 +120,11 @@ def blob_runs(env, uploaded, spark, storage, lite0_onnx):
     root.write_bytes(storage.read_bytes(PRETRAINED, "efficientnet_lite0.onnx"), PRETRAINED, "efficientnet_lite0.onnx")
     root.write_bytes(storage.read_bytes(PRETRAINED, "efficientnet_lite0.json"), PRETRAINED, "efficientnet_lite0.json")
     cfg = config.TrainConfig(
-        output_model_name="aerial_lr", dataset="aerial", data=f"wasbs://train@{HOST}/aerial", storage="az://models/root"
+        output_model_name="aerial_lr",
+        dataset="aerial",
+        data=f"wasbs://train@{HOST}/aerial",
+        storage="az://models/root",
+        **LITE0,
     ).validate()
     trained = train.train(spark, cfg, root)
     scored = score.score(

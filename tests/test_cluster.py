@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cluster import Cluster
-from conftest import DEMO, ROOT, require, submit, submit_command, summary_of
+from conftest import DEMO, LITE0_FLAGS, ROOT, require, submit, submit_command, summary_of
 
 from jobs import config, score
 from jobs.storage import LocalStorage
@@ -39,6 +39,7 @@ def cluster_model(cluster, fixtures, storage, lite0_onnx, tmp_path_factory):
         str(root),
         "--output_model_name",
         "aerial",
+        *LITE0_FLAGS,
         master=cluster.url,
     )
     return LocalStorage(root), trained

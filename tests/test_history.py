@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import LITE0
 from make_fixtures import AERIAL_LABELS
 from PIL import Image
 from pyspark.ml import PipelineModel
@@ -29,13 +30,17 @@ def history(spark, fixtures, lite0_onnx, storage, tmp_path_factory, monkeypatch_
     base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root)}
     monkeypatch_module.setenv("MLFLOW_TRACKING_URI", mlruns.as_uri())
     monkeypatch_module.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps file stores behind a flag
-    tuned_cfg = config.TrainConfig(output_model_name="lr", tune=True, pool_grid=2, **base)
+    tuned_cfg = config.TrainConfig(
+        output_model_name="lr", pool_grid=2, **{**base, **LITE0, "tune": True, "val_ratio": 0.2}
+    )
     tuned = train.train(spark, tuned_cfg.validate(), root)
     monkeypatch_module.delenv("MLFLOW_TRACKING_URI")
-    gbt_cfg = config.TrainConfig(output_model_name="gbt", mmlspark_model_type="gbt", gbt={"maxIter": 5}, **base)
+    gbt_cfg = config.TrainConfig(
+        output_model_name="gbt", mmlspark_model_type="gbt", gbt={"maxIter": 5}, **base, **LITE0
+    )
     gbt = train.train(spark, gbt_cfg.validate(), root)
     pix_cfg = config.TrainConfig(
-        output_model_name="pix", pretrained_model_type="pixels", mmlspark_model_type="randomforest", **base
+        output_model_name="pix", pretrained_model_type="pixels", mmlspark_model_type="randomforest", **base, d4=False
     )
     pix = train.train(spark, pix_cfg.validate(), root)
     return root, mlruns, tuned, gbt, pix

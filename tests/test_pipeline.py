@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import LITE0
 from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
@@ -38,6 +39,7 @@ def trained(spark, storage, aerial, lite0_onnx):
         storage=str(storage.root),
         mmlspark_model_type="randomforest",
         randomforest={"numTrees": 10, "maxDepth": 4},
+        **LITE0,
     ).validate()
     return train.train(spark, cfg, storage)
 

@@ -90,7 +90,7 @@ def test_jobs_fail_in_one_line_with_exit_code_2(fixtures, tmp_path, capsys, spar
     storage = tmp_path / "storage"
     cases = [
         (train.main, ["--dataset", "mnist", "--data", str(broken)], "bytes of records, expected 23520"),
-        (train.main, ["--dataset", "aerial", "--data", str(tmp_path / "empty")], "no label folders"),
+        (train.main, ["--dataset", "aerial", "--data", str(tmp_path / "empty")], "no class folders"),
         (train.main, ["--mmlspark_model_type", "svm"], None),
         (score.main, ["--output_model_name", "none", "--tiles", str(fixtures / "bad")], "no trained model 'none'"),
     ]

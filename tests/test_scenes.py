@@ -1,0 +1,183 @@
+"""Scenes in, maps out: windows, CRS and geotransforms carried through, nodata counted, change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from make_fixtures import SCENES, write_sparse_scene
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from jobs import change, config, score, train
+from jobs.datasets import DatasetError
+from jobs.scenes import scene_id
+from jobs.storage import MAPS, LocalStorage
+
+MODEL = "scene_px"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, spark, fixtures):
+    """A storage root with a small raw-pixel model (the scoring path is what these tests check)."""
+    store = LocalStorage(tmp_path_factory.mktemp("scene_storage"))
+    cfg = config.TrainConfig(
+        output_model_name=MODEL,
+        data=str(fixtures / "classes"),
+        storage=str(store.root),
+        pretrained_model_type="pixels",
+        pool_grid=1,
+        d4=False,
+        image_size=0,
+        tune=False,
+    ).validate()
+    train.train(spark, cfg, store)
+    return store
+
+
+def run_score(spark, store, scenes, *flags):
+    cfg = score.parse_args(
+        ["--output_model_name", MODEL, "--storage", str(store.root), "--scenes", str(scenes), *flags]
+    )
+    return score.score(spark, cfg, store)
+
+
+@pytest.fixture(scope="module")
+def scored(spark, root, fixtures):
+    return run_score(spark, root, fixtures / "scenes", "--tile_px", "64", "--top_k", "2")
+
+
+def expected_grid(name: str, tile: int = 64) -> tuple[int, int, int]:
+    """(rows, cols, nodata windows) of a fixture scene: a window is nodata when over half of it is."""
+    width, height, _, _, _, _, nodata_cols = SCENES[name]
+    rows, cols = -(-height // tile), -(-width // tile)
+    nodata = 0
+    for r in range(rows):
+        for c in range(cols):
+            x0, y0 = c * tile, r * tile
+            inside_w = max(0, min(width, x0 + tile) - max(x0, nodata_cols))
+            inside_h = max(0, min(height, y0 + tile) - y0)
+            nodata += (inside_w * inside_h) / (tile * tile) < 0.5
+    return rows, cols, nodata
+
+
+def test_every_window_is_scored_or_counted_and_bad_scenes_have_reasons(scored):
+    grids = {n: expected_grid(n) for n in SCENES}
+    assert scored["n_scenes"] == len(SCENES) + 1
+    assert scored["scenes_rejected_by_reason"] == {"not_a_raster": 1}
+    assert scored["scenes_without_crs"] == 1 and any("no CRS" in w for w in scored["warnings"])
+    assert scored["n_tiles"] == sum(r * c for r, c, _ in grids.values())
+    assert scored["n_nodata"] == sum(n for _, _, n in grids.values()) > 0
+    assert scored["n_scored"] == scored["n_tiles"] - scored["n_nodata"]
+
+
+def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures):
+    maps_dir = scored["maps_uri"]
+    for name, (_, _, _, _, crs, _, _) in SCENES.items():
+        sid = scene_id(name)
+        with rasterio.open(fixtures / "scenes" / name) as src, rasterio.open(f"{maps_dir}/{sid}.tif") as out:
+            rows, cols, _ = expected_grid(name)
+            assert (out.height, out.width) == (rows, cols)
+            assert out.crs == src.crs and (crs is None) == (out.crs is None)
+            tags = out.tags()
+            assert json.loads(tags["CLASS_NAMES"]) == ["Barren", "Developed", "Forest"]
+            assert out.colormap(1)[0][:3] != (0, 0, 0)
+            classes = out.read(1)
+            frame = gpd.read_parquet(f"{maps_dir}/{sid}.parquet")
+            assert (frame.crs is None) == (crs is None) and (crs is None or frame.crs.equals(src.crs))
+            assert len(frame) == rows * cols
+            for r, c in [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2)]:
+                wt = window_transform(Window(c * 64, r * 64, 64, 64), src.transform)
+                corners = [wt * (0, 0), wt * (64, 64)]
+                # The class raster's pixel (r, c) spans the window (r, c) exactly …
+                assert np.allclose([out.transform * (c, r), out.transform * (c + 1, r + 1)], corners)
+                # … and so does the window's footprint polygon.
+                poly = frame[(frame["row"] == r) & (frame["col"] == c)].geometry.iloc[0]
+                xs, ys = zip(*corners, strict=True)
+                assert np.allclose(poly.bounds, (min(xs), min(ys), max(xs), max(ys)))
+                label = frame[(frame["row"] == r) & (frame["col"] == c)]["label"].iloc[0]
+                assert (classes[r, c] == 255) == (label is None)
+            top_k = json.loads(frame["top_k"].dropna().iloc[0])
+            assert len(top_k) == 2 and top_k[0]["probability"] >= top_k[1]["probability"]
+        assert (fixtures / "scenes").exists()
+        with open(f"{maps_dir}/{sid}.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert "paletteEntry" in open(f"{maps_dir}/{sid}.qml").read()
+
+
+def test_the_16_bit_four_band_scene_is_stretched_and_scored(scored, spark):
+    rows = spark.read.parquet(scored["predictions_uri"]).where("scene_id = 'nir16_wgs84'")
+    assert rows.where("reject_reason is null").count() == rows.count() == 4 * 3
+
+
+def test_bands_that_do_not_exist_are_a_reason_not_a_crash(spark, root, fixtures):
+    out = run_score(spark, root, fixtures / "scenes" / "nir16_wgs84.tif", "--tile_px", "64", "--bands", "1,2,5")
+    assert out["scenes_rejected_by_reason"] == {"no_such_band": 1} and out["n_tiles"] == 0
+
+
+def test_tile_size_in_metres_needs_a_model_that_records_it(spark, root, fixtures):
+    with pytest.raises(DatasetError, match="give --tile_m or --tile_px"):
+        run_score(spark, root, fixtures / "scenes" / "rgb8_utm.tif")
+    out = run_score(spark, root, fixtures / "scenes" / "rgb8_utm.tif", "--tile_m", "128")  # 2 m pixels
+    assert out["tile_px"] == [64] and out["n_tiles"] == 4 * 5
+
+
+def test_incremental_scene_runs_score_only_new_scenes(spark, fixtures, tmp_path, root):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    shutil.copy(fixtures / "scenes" / "rgb8_utm.tif", scenes)
+    first = run_score(spark, root, scenes, "--tile_px", "64", "--incremental")
+    assert first["n_scenes"] == 1
+    shutil.copy(fixtures / "scenes" / "rgb8_nocrs.tif", scenes)
+    second = run_score(spark, root, scenes, "--tile_px", "64", "--incremental")
+    assert second["n_scenes"] == 1 and second["n_tiles"] == 4
+    third = run_score(spark, root, scenes, "--tile_px", "64", "--incremental")
+    assert third["n_scenes"] == 0 and third["predictions_uri"] is None
+
+
+def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures, scored):
+    other = run_score(spark, root, fixtures / "scenes" / "rgb8_utm.tif", "--tile_px", "64", "--smooth", "3x3")
+    a = change.class_rasters(root, MODEL, scored["run_id"])
+    b = change.class_rasters(root, MODEL, other["run_id"])
+    result = change.compare({"rgb8_utm": a["rgb8_utm"]}, b)
+    cell_ha = (64 * 2.0) ** 2 / 10_000
+    rows, cols, nodata = expected_grid("rgb8_utm.tif")
+    assert result["compared_ha"] == pytest.approx((rows * cols - nodata) * cell_ha)
+    assert sum(map(sum, result["transitions_ha"])) == pytest.approx(result["compared_ha"])
+    assert sum(result["area_ha"]["b"].values()) == pytest.approx(result["compared_ha"])
+    assert change.picture(result, "a", "b")[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(DatasetError, match="projected CRS"):
+        change.compare({"x": a["nir16_wgs84"]}, b)
+    assert change.main([scored["run_id"], other["run_id"], "--model", MODEL, "--storage", str(root.root)]) == 0
+    assert root.exists("changes", MODEL, f"{scored['run_id']}__{other['run_id']}", "change.png")
+
+
+def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):
+    write_sparse_scene(tmp_path / "huge.tif")  # a 300 KB file: no tile is stored
+    out = run_score(spark, root, tmp_path / "huge.tif", "--tile_px", "10000")
+    assert out["n_tiles"] == 100 and out["n_nodata"] == 100 and out["n_scored"] == 0
+    assert root.exists(MAPS, MODEL, out["run_id"], "huge.tif")
+
+
+def test_a_scene_in_blob_storage_scores_as_the_same_scene_on_disk(spark, root, fixtures, scored, tmp_path_factory):
+    from azurite import connection_string, running
+
+    from jobs import blob
+
+    with running(tmp_path_factory.mktemp("azurite_scenes")) as server, pytest.MonkeyPatch.context() as mp:
+        for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_SECRETS"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(server.port))
+        container = blob.credentials(None).service().create_container("scenes")
+        data = (fixtures / "scenes" / "rgb8_utm.tif").read_bytes()
+        container.upload_blob("naip/2026/rgb8_utm.tif", data)
+        remote = run_score(spark, root, "az://scenes/naip/2026", "--tile_px", "64")
+    local = spark.read.parquet(scored["predictions_uri"]).where("scene_id = 'rgb8_utm'")
+    got = spark.read.parquet(remote["predictions_uri"])
+    key = ["row", "col", "predicted_label", "reject_reason"]
+    assert sorted(map(tuple, got.select(*key).collect())) == sorted(map(tuple, local.select(*key).collect()))
+    assert got.first()["path"].startswith("wasbs://scenes@")
