@@ -17,7 +17,7 @@ NAIP_2009 := $(DEMO)/naip/m_4709963_se_14_1_20090818.tif
 NAIP_2020 := $(DEMO)/naip/m_4709963_se_14_1_20200831.tif
 RUN_ID = $$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' $(1))
 
-.PHONY: demo demo-mnist test lint bench data dist clean
+.PHONY: demo demo-mnist figures test lint bench data dist clean
 
 # The aerial story: train on UC Merced, map two NAIP dates, measure the change between them.
 demo: $(VENV)/.installed data
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed data
 	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2020) --summary_file $(DEMO)/out/2020.json
 	$(PY) -m jobs.change $(call RUN_ID,$(DEMO)/out/2009.json) $(call RUN_ID,$(DEMO)/out/2020.json) \
 		--model ucmerced_demo --storage data
+
+# The README's pictures (confusion matrix, a scene's quick look, the change), after `make demo`.
+figures: $(VENV)/.installed
+	$(PY) bench/figures.py --storage data --model ucmerced_demo --out docs/img
 
 demo-mnist: $(VENV)/.installed data
 	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml
@@ -42,6 +46,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 bench: $(VENV)/.installed data
 	$(PY) bench/featurize.py
 	$(PY) bench/scale.py --cluster
+	$(PY) bench/scenes.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py

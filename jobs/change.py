@@ -26,6 +26,7 @@ import numpy as np
 from jobs import cli
 from jobs.datasets import DatasetError
 from jobs.maps import NODATA
+from jobs.names import check_name
 from jobs.storage import CHANGES, MAPS, Storage, StorageError, open_storage
 
 JOB = "change"
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> dict[str, Any]:
         args = p.parse_args(argv)
+        for kind, value in (("model", args.model), ("run", args.run_a), ("run", args.run_b)):
+            check_name(kind, value)
         storage = open_storage(args.storage)
         result = compare(class_rasters(storage, args.model, args.run_a), class_rasters(storage, args.model, args.run_b))
         result |= {"model": args.model, "run_a": args.run_a, "run_b": args.run_b}

@@ -18,6 +18,7 @@ from featurizers.zoo import PoolGridError, UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
 from jobs.lock import LockedError
+from jobs.names import NameError_
 from jobs.storage import StorageError
 
 EXIT_OK = 0
@@ -33,6 +34,7 @@ BAD_INPUT = (
     UnknownModelError,
     PoolGridError,
     WeightsUnavailableError,
+    NameError_,
 )
 
 

@@ -16,6 +16,7 @@ import tomllib
 
 from featurizers.image_featurizer import ENGINES
 from featurizers.zoo import Network, NetworkError
+from jobs.names import check_name
 
 CLASSIFIERS = ("logisticregression", "randomforest", "gbt")
 DATASETS = ("aerial", "ucmerced", "mnist")
@@ -74,6 +75,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from jobs.recipes import apply
 
+        check_name("output_model_name", self.output_model_name)
         apply(self)
         if self.mmlspark_model_type not in CLASSIFIERS:
             raise ConfigError(
@@ -127,6 +129,7 @@ class ScoreConfig:
     value_range: list[float] | None = None  # fixed [lo, hi] mapped to 0..255 (default: per-scene stretch)
 
     def validate(self) -> ScoreConfig:
+        check_name("output_model_name", self.output_model_name)
         if not 0.0 < self.sample_frac <= 1.0:
             raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
         if self.top_k < 0:

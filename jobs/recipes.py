@@ -44,9 +44,14 @@ DEMO_DATA = {"aerial": ".cache/demo/ucmerced", "ucmerced": ".cache/demo/ucmerced
 IMAGERY: dict[str, dict[str, Any]] = {"ucmerced": {"gsd_m": ucmerced.GSD_M, "image_px": ucmerced.TILE_PX}}
 
 
+NETWORK_KEYS = {"pool_grid": 1, "d4": False, "image_size": None}  # what raw pixels take instead
+
+
 def apply(cfg: Any) -> None:
     """Fills every setting ``cfg`` leaves unset (None) from its data set's recipe."""
     recipe = RECIPES.get(cfg.dataset, AERIAL)
+    if cfg.pretrained_model_type == "pixels":  # the no-CNN baseline: the recipe's network settings do not apply
+        recipe = {**recipe, **NETWORK_KEYS}
     for key, value in {**recipe, **IMAGERY.get(cfg.dataset, {}), "data": DEMO_DATA.get(cfg.dataset)}.items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)

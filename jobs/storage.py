@@ -181,23 +181,30 @@ class LocalStorage(Storage):
         self.root = Path(text).resolve()
 
     def uri(self, *parts: str) -> str:
-        return str(self.root.joinpath(*parts))
+        return str(self._path(*parts))
+
+    def _path(self, *parts: str) -> Path:
+        """``parts`` below the root; a path that would leave the root is refused, whatever made it."""
+        path = self.root.joinpath(*parts)
+        if any(p in ("", ".", "..") for part in parts for p in part.split("/")) or not path.is_relative_to(self.root):
+            raise StorageError(f"{path}: not a path inside the storage root {self.root}")
+        return path
 
     def exists(self, *parts: str) -> bool:
-        return self.root.joinpath(*parts).exists()
+        return self._path(*parts).exists()
 
     def is_file(self, *parts: str) -> bool:
-        return self.root.joinpath(*parts).is_file()
+        return self._path(*parts).is_file()
 
     def read_bytes(self, *parts: str) -> bytes:
-        path = self.root.joinpath(*parts)
+        path = self._path(*parts)
         try:
             return path.read_bytes()
         except FileNotFoundError:
             raise StorageError(f"not found: {path}") from None
 
     def write_bytes(self, data: bytes, *parts: str) -> str:
-        path = self.root.joinpath(*parts)
+        path = self._path(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
@@ -211,16 +218,16 @@ class LocalStorage(Storage):
 
     def head(self, n: int, *parts: str) -> bytes:
         try:
-            with open(self.root.joinpath(*parts), "rb") as f:
+            with open(self._path(*parts), "rb") as f:
                 return f.read(n)
         except FileNotFoundError:
             raise StorageError(f"not found: {self.uri(*parts)}") from None
 
     def size(self, *parts: str) -> int:
-        return self.root.joinpath(*parts).stat().st_size
+        return self._path(*parts).stat().st_size
 
     def create_exclusive(self, data: bytes, *parts: str) -> bool:
-        path = self.root.joinpath(*parts)
+        path = self._path(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -231,10 +238,10 @@ class LocalStorage(Storage):
         return True
 
     def delete(self, *parts: str) -> None:
-        self.root.joinpath(*parts).unlink(missing_ok=True)
+        self._path(*parts).unlink(missing_ok=True)
 
     def append_line(self, line: str, *parts: str) -> None:
-        path = self.root.joinpath(*parts)
+        path = self._path(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -244,7 +251,7 @@ class LocalStorage(Storage):
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def iter_files(self, *parts: str) -> Iterator[str]:
-        top = self.root.joinpath(*parts)
+        top = self._path(*parts)
         if not top.is_dir():
             raise StorageError(f"folder not found: {top}")
         folders = [""]  # scandir, not os.walk: walk holds a whole folder's names in a list
@@ -261,7 +268,7 @@ class LocalStorage(Storage):
                         yield name
 
     def list_folders(self, *parts: str) -> list[str]:
-        top = self.root.joinpath(*parts)
+        top = self._path(*parts)
         if not top.is_dir():
             return []
         with os.scandir(top) as entries:
@@ -288,7 +295,7 @@ class LocalStorage(Storage):
 
     def save_model(self, model: PipelineModel, *parts: str) -> str:
         # Saved beside, then renamed into place: a reader never loads half a model.
-        target = self.root.joinpath(*parts)
+        target = self._path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         model.write().overwrite().save(str(staging / "model"))

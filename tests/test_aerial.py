@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import DEMO, require
 from make_fixtures import CLASS_COUNTS
 from pyspark.sql import functions as F
 
@@ -21,13 +21,17 @@ from jobs import config
 from jobs.datasets import DatasetError, folders, labelled, splits, ucmerced
 from jobs.storage import LocalStorage
 
-MIRROR = (ROOT / ".." / "shared" / "datasets" / "ucmerced").resolve()
-
 
 def mirror() -> Path:
-    if not MIRROR.is_dir():
-        pytest.fail(f"{MIRROR} is missing: the real UC Merced mirror (DATA_MIRROR) is needed")
-    return MIRROR
+    """The real UC Merced that `make data` put in place (the mirror's copy, or the official zip)."""
+    return require(DEMO / "ucmerced")
+
+
+def original_tifs() -> list[Path]:
+    """Two original TIFFs a class: the mirror's ``original_tif/``, or the official release's."""
+    copy = mirror() / "original_tif"
+    folder = copy if copy.is_dir() else Path(ucmerced.locate(str(mirror())))
+    return [p for c in ucmerced.CLASSES for p in sorted((folder / c).glob("*.tif"))[:2]]
 
 
 def names(spark, root: Path):
@@ -38,10 +42,9 @@ def names(spark, root: Path):
 
 def test_the_real_mirror_has_21_classes_of_100_and_its_tiffs_decode():
     root = Path(ucmerced.locate(str(mirror())))
-    assert root.name == "images"
     counts = {c: len(list((root / c).iterdir())) for c in ucmerced.CLASSES}
     assert len(counts) == 21 and set(counts.values()) == {100}
-    tifs = sorted((mirror() / "original_tif").glob("*/*.tif"))
+    tifs = original_tifs()
     assert len(tifs) == 42  # the first two original TIFFs of each class
     prep = Network.parse("efficientnet_lite0").preprocessing
     assert all(prepare(p.read_bytes(), prep).shape == (3, 224, 224) for p in tifs)
@@ -49,10 +52,9 @@ def test_the_real_mirror_has_21_classes_of_100_and_its_tiffs_decode():
 
 def test_the_official_tif_layout_reads_the_same_way(spark, tmp_path):
     release = tmp_path / "UCMerced_LandUse" / "Images"
-    for c in ucmerced.CLASSES:
-        (release / c).mkdir(parents=True)
-        for tif in sorted((mirror() / "original_tif" / c).glob("*.tif")):
-            shutil.copy(tif, release / c / tif.name)
+    for tif in original_tifs():
+        (release / tif.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tif, release / tif.parent.name / tif.name)
     assert ucmerced.locate(str(tmp_path)) == str(release)
     cfg = config.TrainConfig(dataset="ucmerced", data=str(tmp_path), train_ratio=0.5).validate()
     rows, info, _ = labelled.load(spark, cfg)
@@ -115,6 +117,19 @@ def test_bad_layouts_and_ratios_are_one_line_errors(spark, fixtures, tmp_path):
             config.TrainConfig(data=str(root), **bad).validate()
 
 
+def test_a_class_whose_training_images_are_all_rejected_is_an_error_naming_it(spark, fixtures, tmp_path, storage):
+    from jobs import train
+
+    root = tmp_path / "classes"
+    shutil.copytree(fixtures / "classes", root)
+    (root / "Broken").mkdir()
+    for i in range(3):
+        (root / "Broken" / f"b{i}.png").write_bytes(b"not an image")
+    cfg = config.TrainConfig(data=str(root), pretrained_model_type="pixels", tune=False, val_ratio=0.0).validate()
+    with pytest.raises(DatasetError, match=r"class folder .*Broken: every training image was rejected"):
+        train.train(spark, cfg, storage)
+
+
 def test_defaults_are_each_data_sets_best_recipe():
     aerial = config.TrainConfig(dataset="aerial", data="x").validate()
     assert (aerial.pretrained_model_type, aerial.d4, aerial.image_size, aerial.pool_grid) == (
@@ -163,7 +178,7 @@ def test_download_fetches_checks_and_unpacks(tmp_path):
     try:
         found = ucmerced.download(str(tmp_path / "data"), url, md5)
         assert found == str(tmp_path / "data" / "UCMerced_LandUse" / "Images")
-        with pytest.raises(ucmerced.ChecksumError, match="MD5"):
+        with pytest.raises(ucmerced.ChecksumError, match=r"md5 .*, expected 0000"):
             ucmerced.download(str(tmp_path / "bad"), url, "0" * 32)
         assert not any((tmp_path / "bad").iterdir())  # no partial archive left behind
     finally:

@@ -9,12 +9,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from conftest import ROOT
 from make_fixtures import SCENES, write_sparse_scene
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from jobs import change, config, score, train
 from jobs.datasets import DatasetError
+from jobs.notebooks import execute
 from jobs.scenes import scene_id
 from jobs.storage import MAPS, LocalStorage
 
@@ -139,7 +141,7 @@ def test_incremental_scene_runs_score_only_new_scenes(spark, fixtures, tmp_path,
     assert third["n_scenes"] == 0 and third["predictions_uri"] is None
 
 
-def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures, scored):
+def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures, scored, tmp_path):
     other = run_score(spark, root, fixtures / "scenes" / "rgb8_utm.tif", "--tile_px", "64", "--smooth", "3x3")
     a = change.class_rasters(root, MODEL, scored["run_id"])
     b = change.class_rasters(root, MODEL, other["run_id"])
@@ -154,6 +156,15 @@ def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures
         change.compare({"x": a["nir16_wgs84"]}, b)
     assert change.main([scored["run_id"], other["run_id"], "--model", MODEL, "--storage", str(root.root)]) == 0
     assert root.exists("changes", MODEL, f"{scored['run_id']}__{other['run_id']}", "change.png")
+    # The notebook draws the run's maps and the change between the two runs.
+    params = {"storage": str(root.root), "model": MODEL, "run_a": scored["run_id"], "run_b": other["run_id"]}
+    nb = execute(ROOT / "notebooks" / "scene_maps.ipynb", params, tmp_path / "out.ipynb")
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+    assert f"changed {result['changed_ha']:.1f} of {result['compared_ha']:.1f} ha" in "".join(
+        o.get("text", "") for o in outputs
+    )
 
 
 def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):

@@ -107,3 +107,26 @@ def test_jobs_fail_in_one_line_with_exit_code_2(fixtures, tmp_path, capsys, spar
         assert len(errors) == 1 and message in errors[0] and errors[0] == err[-1], err
         assert not any("Traceback" in line for line in err)
     assert not storage.exists()  # failed before writing anything
+
+
+HOSTILE = ["..", "../../escape", "/tmp", "", "/", "a/b", "a\\b", "nul\x00x", "x" * 300, "#?%", "ünïcode", ".hidden"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_model_names_are_refused_before_anything_is_touched(tmp_path, name, capsys):
+    storage = tmp_path / "root"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for main in (train.main, score.main):
+        args = ["--output_model_name", name, "--storage", str(storage), "--data", str(tmp_path / "none")]
+        code = main(args if main is train.main else [*args[:4], "--tiles", str(tmp_path)])
+        assert code == 2
+        assert "is not a name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing deleted
+
+
+def test_local_storage_never_leaves_its_root(tmp_path):
+    store = LocalStorage(tmp_path / "root")
+    for parts in (("..", "x"), ("/etc", "passwd"), ("a", ""), ("a/../../b",)):
+        with pytest.raises(StorageError, match="not a path inside the storage root"):
+            store.write_bytes(b"x", *parts)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()

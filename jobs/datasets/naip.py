@@ -13,13 +13,11 @@ to maps and change, not a validated land-cover product.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import shutil
 import sys
-import urllib.request
 from pathlib import Path
 
-from jobs.datasets.ucmerced import ChecksumError
+from jobs.datasets import DatasetError
+from jobs.datasets.downloads import fetch
 
 COMMIT = "15702be1b124db7b77a33d20df08f01e3ba0f4e9"
 BASE_URL = f"https://raw.githubusercontent.com/opengeos/data/{COMMIT}/naip"
@@ -30,31 +28,9 @@ SCENES = {
 GSD_M = 5.0
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(root: str, base_url: str = BASE_URL) -> list[str]:
-    """Fetches the demo scenes into ``root`` (skipping verified ones); returns their paths."""
-    folder = Path(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, sha in SCENES.items():
-        path = folder / name
-        if not path.exists() or sha256_file(path) != sha:
-            partial = path.with_suffix(".part")
-            with urllib.request.urlopen(f"{base_url}/{name}", timeout=60) as response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-            if sha256_file(partial) != sha:
-                partial.unlink()
-                raise ChecksumError(f"{base_url}/{name}: SHA-256 differs from the pinned one")
-            partial.replace(path)
-        paths.append(str(path))
-    return paths
+    """Fetches the demo scenes into ``root`` (keeping verified ones); returns their paths."""
+    return [str(fetch(f"{base_url}/{name}", Path(root) / name, "sha256", sha)) for name, sha in SCENES.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         print("\n".join(download(args.root)))
-    except (ChecksumError, OSError) as exc:
+    except (DatasetError, OSError) as exc:
         print(f"naip: error: {exc}", file=sys.stderr)
         return 2
     return 0

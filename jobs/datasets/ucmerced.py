@@ -18,14 +18,14 @@ same way). Online machines fetch and verify the release with
 from __future__ import annotations
 
 import argparse
-import hashlib
-import shutil
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
 from jobs.datasets import DatasetError
+from jobs.datasets.downloads import ChecksumError, fetch
+
+__all__ = ["CLASSES", "GSD_M", "MD5", "TILE_PX", "URL", "ChecksumError", "download", "locate"]
 
 URL = "http://weegee.vision.ucmerced.edu/datasets/UCMerced_LandUse.zip"
 MD5 = "5b7ec56793786b6dc8a908e8854ac0e4"  # of the zip, as torchgeo records it
@@ -59,10 +59,6 @@ CLASSES = (
 )
 
 
-class ChecksumError(DatasetError):
-    """A downloaded file whose checksum is not the published one."""
-
-
 def locate(root: str) -> str:
     """The folder below ``root`` whose sub-folders are the 21 classes (a local path).
 
@@ -83,34 +79,12 @@ def locate(root: str) -> str:
     )
 
 
-def md5_file(path: str | Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(root: str, url: str = URL, md5: str = MD5) -> str:
-    """Fetches the release into ``root``, checks its MD5, unpacks it; returns :func:`locate`'s folder.
-
-    An archive already in ``root`` with the right checksum is not fetched again; a partial
-    download never takes the archive's name.
-    """
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    archive = base / ARCHIVE
-    if not archive.exists() or md5_file(archive) != md5:
-        partial = archive.with_suffix(".zip.part")
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-        got = md5_file(partial)
-        if got != md5:
-            partial.unlink()
-            raise ChecksumError(f"{url}: MD5 {got}, expected {md5}; the download is corrupt or the release changed")
-        partial.replace(archive)
+    """Fetches the release into ``root`` (unless a verified copy is there), checks its MD5,
+    unpacks it; returns :func:`locate`'s folder."""
+    archive = fetch(url, Path(root) / ARCHIVE, "md5", md5)
     with zipfile.ZipFile(archive) as z:
-        z.extractall(base)
+        z.extractall(root)
     return locate(root)
 
 
