@@ -50,7 +50,7 @@ def transforms(scene: pd.Series) -> tuple[Any, Any]:
     from affine import Affine
 
     t = Affine.from_gdal(*scene["transform"])
-    return t, t * Affine.scale(int(scene["tile_px"]))
+    return t, t @ Affine.scale(int(scene["tile_px"]))
 
 
 def footprints(windows: pd.DataFrame, scene: pd.Series) -> Any:
@@ -64,7 +64,7 @@ def footprints(windows: pd.DataFrame, scene: pd.Series) -> Any:
     rings = []
     for r, c in zip(windows["row"], windows["col"], strict=True):
         wt = window_transform(Window(c * tile, r * tile, tile, tile), t)
-        rings.append([wt * (0, 0), wt * (tile, 0), wt * (tile, tile), wt * (0, tile), wt * (0, 0)])
+        rings.append([wt @ (0, 0), wt @ (tile, 0), wt @ (tile, tile), wt @ (0, tile), wt @ (0, 0)])
     return shapely.polygons(np.asarray(rings, dtype=np.float64).reshape(len(rings), 5, 2))
 
 

@@ -94,9 +94,9 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
             assert len(frame) == rows * cols
             for r, c in [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2)]:
                 wt = window_transform(Window(c * 64, r * 64, 64, 64), src.transform)
-                corners = [wt * (0, 0), wt * (64, 64)]
+                corners = [wt @ (0, 0), wt @ (64, 64)]
                 # The class raster's pixel (r, c) spans the window (r, c) exactly …
-                assert np.allclose([out.transform * (c, r), out.transform * (c + 1, r + 1)], corners)
+                assert np.allclose([out.transform @ (c, r), out.transform @ (c + 1, r + 1)], corners)
                 # … and so does the window's footprint polygon.
                 poly = frame[(frame["row"] == r) & (frame["col"] == c)].geometry.iloc[0]
                 xs, ys = zip(*corners, strict=True)

@@ -47,7 +47,7 @@ def test_train_on_a_uc_merced_sample_then_map_a_naip_scene(tmp_path):
     assert any("ground resolution" in w for w in scored["warnings"])  # 5 m NAIP vs 0.3 m UC Merced
     maps = scored["maps_uri"]
     with rasterio.open(naip) as src, rasterio.open(f"{maps}/m_4709963_se_14_1_20090818.tif") as out:
-        assert out.crs == src.crs and out.transform == src.transform * src.transform.scale(64)
+        assert out.crs == src.crs and out.transform == src.transform @ src.transform.scale(64)
         assert set(json.loads(out.tags()["CLASS_NAMES"])) <= set(ucmerced.CLASSES)
     tiles = gpd.read_parquet(f"{maps}/m_4709963_se_14_1_20090818.parquet")
     assert tiles.crs.to_epsg() == 26914 and len(tiles) == 180
