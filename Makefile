@@ -39,7 +39,7 @@ demo-mnist: $(VENV)/.installed data
 test: $(VENV)/.installed data $(CACHE)/node/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
 	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
 # bench/featurize.py gives each engine its own Spark application and driver memory (SynapseML 12g).

@@ -144,13 +144,16 @@ def quick_look(
     from matplotlib import pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
+    from rasterio.errors import RasterioIOError
 
     width, height, tile = int(scene["width"]), int(scene["height"]), int(scene["tile_px"])
     scale = max(1.0, max(width, height) / 800)
-    ds = open_scene(scene["scene_path"], reader)
-    data = ds.read(
-        list(opts.bands), out_shape=(len(opts.bands), max(1, int(height / scale)), max(1, int(width / scale)))
-    )
+    shape = (len(opts.bands), max(1, int(height / scale)), max(1, int(width / scale)))
+    try:
+        data = open_scene(scene["scene_path"], reader).read(list(opts.bands), out_shape=shape)
+        title = "true colour"
+    except RasterioIOError:  # its windows carry read_error reasons; the map is still drawn
+        data, title = np.zeros(shape), "true colour (unreadable parts of the scene)"
     lo, hi = np.asarray(scene["lo"])[:, None, None], np.asarray(scene["hi"])[:, None, None]
     rgb = np.clip((data.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
     rgb = np.repeat(rgb, 3, axis=0) if rgb.shape[0] == 1 else rgb
@@ -158,7 +161,7 @@ def quick_look(
     shown = np.ma.masked_equal(grid, NODATA)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), dpi=100)
     axes[0].imshow(rgb.transpose(1, 2, 0), extent=(0, width, height, 0))
-    axes[0].set_title("true colour")
+    axes[0].set_title(title)
     axes[1].imshow(
         shown,
         cmap=cmap,

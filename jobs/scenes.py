@@ -374,13 +374,21 @@ def read_window(
     for attempt in range(READ_TRIES):
         try:
             ds = open_scene(path, reader)
+            # Only edge windows run past the scene; GDAL's boundless read costs several times more.
+            boundless = (col + 1) * tile > ds.width or (row + 1) * tile > ds.height
+            # The mask first, sampled (cheap): a window that is mostly nodata (collars, sparse
+            # tiles, outside the scene) is rejected without reading its pixels.
+            masks = [ds.read_masks(b, window=window, out_shape=(size, size), boundless=boundless) for b in opts.bands]
+            valid = np.logical_and.reduce([m > 0 for m in masks])
+            share = 1.0 - float(valid.mean())
+            if share > opts.max_nodata:
+                return None, f"nodata: {share:.0%} of the window"
             data = ds.read(
                 list(opts.bands),
                 window=window,
                 out_shape=(len(opts.bands), size, size),
                 resampling=Resampling.average if size < tile else Resampling.nearest,
-                # Only edge windows run past the scene; GDAL's boundless read costs several times more.
-                boundless=(col + 1) * tile > ds.width or (row + 1) * tile > ds.height,
+                boundless=boundless,
                 masked=True,
             )
             break
@@ -390,9 +398,6 @@ def read_window(
                 return None, f"read_error: {_short(exc)}"
             time.sleep(0.5 * 2**attempt)
     mask = np.ma.getmaskarray(data).any(axis=0)
-    share = float(mask.mean())
-    if share > opts.max_nodata:
-        return None, f"nodata: {share:.0%} of the window"
     lo_, hi_ = np.asarray(lo, np.float32)[:, None, None], np.asarray(hi, np.float32)[:, None, None]
     scaled = (np.ma.getdata(data).astype(np.float32) - lo_) * (255.0 / (hi_ - lo_))
     rgb = np.clip(scaled, 0, 255).astype(np.uint8)

@@ -192,3 +192,14 @@ def test_a_scene_in_blob_storage_scores_as_the_same_scene_on_disk(spark, root, f
     key = ["row", "col", "predicted_label", "reject_reason"]
     assert sorted(map(tuple, got.select(*key).collect())) == sorted(map(tuple, local.select(*key).collect()))
     assert got.first()["path"].startswith("wasbs://scenes@")
+
+
+def test_windows_that_cannot_be_read_are_retried_then_rejected_with_a_reason(spark, root, fixtures, tmp_path):
+    data = (fixtures / "scenes" / "rgb8_utm.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])  # the header survives, later tiles do not
+    out = run_score(spark, root, tmp_path / "cut.tif", "--tile_px", "64")
+    rows = spark.read.parquet(out["predictions_uri"])
+    failed = rows.where("reject_reason like 'read_error:%'").count()
+    assert failed > 0 and out["n_tiles"] == 20
+    assert out["n_scored"] + out["n_rejected"] == out["n_tiles"]  # every window has a result
+    assert rows.where("reject_reason is null and predicted_label is null").count() == 0
