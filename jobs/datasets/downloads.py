@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import shutil
+import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from jobs.datasets import DatasetError
@@ -41,3 +44,18 @@ def fetch(url: str, dest: Path, algorithm: str, expected: str) -> Path:
         )
     partial.replace(dest)
     return dest
+
+
+def main(name: str, download: Callable[[str], object], argv: list[str] | None = None) -> int:
+    """``python -m jobs.datasets.<name> download DIR``: fetch and verify; 2 with one line on failure."""
+    p = argparse.ArgumentParser(description=f"Download and verify {name}")
+    p.add_argument("command", choices=("download",))
+    p.add_argument("root", help="folder to put the files in")
+    args = p.parse_args(argv)
+    try:
+        got = download(args.root)
+    except (DatasetError, OSError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(got) if isinstance(got, list) else got)
+    return 0

@@ -12,11 +12,10 @@ to maps and change, not a validated land-cover product.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from jobs.datasets import DatasetError
+from jobs.datasets import downloads
 from jobs.datasets.downloads import fetch
 
 COMMIT = "15702be1b124db7b77a33d20df08f01e3ba0f4e9"
@@ -34,16 +33,7 @@ def download(root: str, base_url: str = BASE_URL) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Download the NAIP demo scenes")
-    p.add_argument("command", choices=("download",))
-    p.add_argument("root")
-    args = p.parse_args(argv)
-    try:
-        print("\n".join(download(args.root)))
-    except (DatasetError, OSError) as exc:
-        print(f"naip: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return downloads.main("naip", download, argv)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ same way). Online machines fetch and verify the release with
 
 from __future__ import annotations
 
-import argparse
 import sys
 import zipfile
 from pathlib import Path
 
-from jobs.datasets import DatasetError
+from jobs.datasets import DatasetError, downloads
 from jobs.datasets.downloads import ChecksumError, fetch
 
 __all__ = ["CLASSES", "GSD_M", "MD5", "TILE_PX", "URL", "ChecksumError", "download", "locate"]
@@ -89,16 +88,7 @@ def download(root: str, url: str = URL, md5: str = MD5) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Download and verify UC Merced Land Use")
-    p.add_argument("command", choices=("download",))
-    p.add_argument("root", help="folder to put the release in")
-    args = p.parse_args(argv)
-    try:
-        print(download(args.root))
-    except (DatasetError, OSError) as exc:
-        print(f"ucmerced: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return downloads.main("ucmerced", download, argv)
 
 
 if __name__ == "__main__":
