@@ -162,7 +162,7 @@ def main() -> None:
     spark = get_spark("aerial-recipe")
     location = LocalStorage(ucmerced.locate(args.data))
     rows = splits.assign(
-        folders.names_frame(spark, ((location.uri(*p.split("/")), lab) for p, lab in folders.class_files(location))),
+        folders.names_frame(spark, folders.uris(location, folders.class_files(location))),
         folders.relative_key(location),
         0.8,
         0.0,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -194,7 +193,7 @@ def map_writer(writer: Any, parts: tuple[str, ...], labels: list[str], reader: R
     returns its summary row (``SUMMARY``). A retried task rewrites the same names."""
     colours = palette(labels)
 
-    def write(windows: pd.DataFrame) -> Iterator[pd.DataFrame] | pd.DataFrame:
+    def write(windows: pd.DataFrame) -> pd.DataFrame:
         from featurizers.image_featurizer import task_started
 
         task_started()

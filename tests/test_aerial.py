@@ -36,8 +36,9 @@ def original_tifs() -> list[Path]:
 
 def names(spark, root: Path):
     loc = LocalStorage(root)
-    listed = ((loc.uri(*p.split("/")), lab) for p, lab in folders.class_files(loc))
-    return folders.names_frame(spark, listed).withColumn("key", folders.relative_key(loc))
+    return folders.names_frame(spark, folders.uris(loc, folders.class_files(loc))).withColumn(
+        "key", folders.relative_key(loc)
+    )
 
 
 def test_the_real_mirror_has_21_classes_of_100_and_its_tiffs_decode():

@@ -105,6 +105,11 @@ def labelled_files(location: Storage, split: str) -> Iterator[tuple[str, str]]:
         raise LayoutError(f"{location.uri(split)}: no label folders; expected <split>/<label>/<image>")
 
 
+def uris(location: Storage, files: Iterable[tuple[str, str | None]]) -> Iterator[tuple[str, str | None]]:
+    """``(relative path, label)`` pairs as listed below ``location`` → ``(URI, label)``, streamed."""
+    return ((location.uri(*path.split("/")), label) for path, label in files)
+
+
 def names_frame(spark: SparkSession, files: Iterable[tuple[str, str | None]]) -> DataFrame:
     """A ``(path, label)`` DataFrame of ``files`` (URIs with labels), in partitions of ~256.
 
@@ -156,8 +161,7 @@ def read_files(
 
     ``top`` is the folder the files were listed from.
     """
-    uris = ((location.uri(*path.split("/")), label) for path, label in files)
-    names = sample(names_frame(spark, uris), fraction, seed)
+    names = sample(names_frame(spark, uris(location, files)), fraction, seed)
     if exclude is not None:  # e.g. tiles already scored: their bytes are never fetched
         names = names.join(exclude.select("path").distinct(), "path", "left_anti")
     return attach_images(spark, location, names, top)

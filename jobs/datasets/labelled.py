@@ -74,15 +74,16 @@ def _sampled(names: DataFrame, cfg: Any) -> DataFrame:
 def _pre_split_names(spark: SparkSession, location: Storage, cfg: Any) -> DataFrame:
     frames = []
     for s in (splits.TRAIN, splits.TEST):
-        listed = ((location.uri(*p.split("/")), label) for p, label in folders.labelled_files(location, s))
+        listed = folders.uris(location, folders.labelled_files(location, s))
         frames.append(folders.names_frame(spark, listed).withColumn("split", F.lit(s)))
     names = frames[0].unionByName(frames[1]).withColumn("key", folders.relative_key(location))
     return _sampled(names, cfg)
 
 
 def _class_folder_names(spark: SparkSession, location: Storage, cfg: Any) -> DataFrame:
-    listed = ((location.uri(*p.split("/")), label) for p, label in folders.class_files(location))
-    names = folders.names_frame(spark, listed).withColumn("key", folders.relative_key(location))
+    names = folders.names_frame(spark, folders.uris(location, folders.class_files(location))).withColumn(
+        "key", folders.relative_key(location)
+    )
     counts = {r["label"]: int(r["count"]) for r in names.groupBy("label").count().collect()}  # one row a class
     empty = [f for f in location.list_folders() if f not in counts]
     if empty:

@@ -3,10 +3,10 @@
 Folder-per-class sets (UC Merced, RSSCN7, AID, EuroSAT, NWPU-RESISC45) ship without a split.
 Within each class, files are ordered by a seeded hash of their path *relative to the data
 root* (so the same files land in the same split whether the root is a laptop folder or a
-Blob container), and the first ``round(n * train_ratio)`` go to train; of those, the last
-``round(n_train * val_ratio)`` are the validation split that model selection uses. Every
-class keeps at least one image on each side. The split never depends on partitioning, the
-number of executors, or the listing's order.
+Blob container). The last ``round(n * (1 - train_ratio))`` in that order are the test split;
+of the rest, the last ``round(n_train * val_ratio)`` are the validation split that model
+selection uses, and the others train. Every class keeps at least one image on each side. The
+split never depends on partitioning, the number of executors, or the listing's order.
 """
 
 from __future__ import annotations
