@@ -64,6 +64,10 @@ _TENSOR = StructType([StructField("tensor", ArrayType(FloatType()), True), Struc
 ENGINES = ("onnx", "synapseml")
 
 
+class ModelFileError(ValueError):
+    """A saved featurizer whose network file is missing or not the one it was saved with."""
+
+
 class EngineError(ValueError):
     """An engine that is unknown, or whose jars are not on the Spark session."""
 
@@ -346,7 +350,8 @@ class _FeaturizerWriter(MLWriter):
         data = hadoop_io.read_bytes(spark, self.instance.getOrDefault(self.instance.modelPath))
         params = {p.name: v for p, v in self.instance.extractParamMap().items()}
         params["modelPath"] = MODEL_FILE  # relative: resolved against the stage folder on load
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, paramMap=params)
+        extra = {"modelSha256": hashlib.sha256(data).hexdigest()}  # checked on load
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, extraMetadata=extra, paramMap=params)
         hadoop_io.write_bytes(spark, f"{path.rstrip('/')}/{MODEL_FILE}", data)
 
 
@@ -360,5 +365,13 @@ class _FeaturizerReader(MLReader):
         instance = self.cls()
         DefaultParamsReader.getAndSetParams(instance, metadata)
         instance._resetUid(metadata["uid"])
-        instance._set(modelPath=f"{path.rstrip('/')}/{MODEL_FILE}")
+        network = f"{path.rstrip('/')}/{MODEL_FILE}"
+        try:
+            data = hadoop_io.read_bytes(self.sparkSession, network)
+        except Exception:
+            raise ModelFileError(f"{network}: the saved model's network is missing or unreadable") from None
+        expected = metadata.get("modelSha256")
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise ModelFileError(f"{network}: corrupted (its sha256 differs from the one recorded when it was saved)")
+        instance._set(modelPath=network)
         return instance

@@ -28,7 +28,7 @@ class ModelRun:
 
 def load_model_run(storage: Storage, model: str) -> ModelRun:
     """The model's card, the metrics of the run that trained it, and its test predictions."""
-    card = storage.read_json(TRAINED, f"{model}.json")
+    card = storage.load_card(TRAINED, model)
     metrics = storage.read_json(RUNS, card["run_id"], "metrics.json")
     return ModelRun(card, metrics, storage.read_frame(*metrics["predictions_path"]))
 

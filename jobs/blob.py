@@ -7,12 +7,14 @@ URIs (all three name a container and a path in it):
 * ``https://<account>.blob.core.windows.net/<container>/<path>``
 * ``az://<container>/<path>``, the account coming from the credentials
 
-Credentials, first found wins: ``AZURE_STORAGE_CONNECTION_STRING``; ``AZURE_STORAGE_ACCOUNT``
+Credentials: a SAS URL (``https://<account>.blob.core.windows.net/<container>/<path>?<sas>``)
+carries its own; otherwise the first found wins: ``AZURE_STORAGE_CONNECTION_STRING``; ``AZURE_STORAGE_ACCOUNT``
 with ``AZURE_STORAGE_KEY`` or ``AZURE_STORAGE_SAS_TOKEN`` (and ``AZURE_STORAGE_BLOB_ENDPOINT``
 for an emulator); or a secrets file named by ``AZURE_STORAGE_SECRETS`` (INI, section
 ``[azure]``: ``connection_string``, or ``account`` with ``key`` or ``sas_token``; like the
 original's ``settings.cfg``, keep it outside the repository). Secrets are never printed: they
-are left out of reprs and error messages, and never written into run records.
+are left out of reprs and error messages, and never written into run records
+(:mod:`jobs.redact` strips SAS signatures wherever a URI is shown or recorded).
 
 Clients retry transient failures (timeouts, connection errors, 5xx, throttling) with
 exponential backoff for about half a minute before a job gives up.
@@ -22,20 +24,22 @@ from __future__ import annotations
 
 import configparser
 import io
+import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.storage import HIDDEN, SUCCESS, Reader, Storage, StorageError, temp_dir
+from jobs.redact import redact, redact_obj
+from jobs.storage import CARD, HIDDEN, SUCCESS, Reader, Storage, StorageError, check_stage_classes, temp_dir
 
 _HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
 SCHEMES = ("wasbs", "wasb", "az")
@@ -47,6 +51,7 @@ class BlobPath:
     account: str | None  # None for az://, which takes the credentials' account
     container: str
     path: str  # no leading or trailing slash; "" for the container's root
+    sas_token: str | None = field(default=None, repr=False, compare=False)  # from an https SAS URL
 
 
 def is_blob_uri(uri: str) -> bool:
@@ -55,24 +60,36 @@ def is_blob_uri(uri: str) -> bool:
 
 
 def parse(uri: str) -> BlobPath:
-    """Splits a blob URI of any of the three forms; raises StorageError for anything else."""
-    parsed = urlparse(uri)
-    path = parsed.path.strip("/")
-    if parsed.scheme in ("wasbs", "wasb"):
-        container, _, host = parsed.netloc.partition("@")
+    """Splits a blob URI of any of the three forms; raises StorageError for anything else.
+
+    In ``wasbs://`` and ``az://`` forms the blob name is taken verbatim, so names holding ``#``,
+    ``?``, ``%``, spaces or any unicode round-trip (these are the forms this project writes).
+    The ``https://`` form is a URL: its path is percent-decoded, and its query, if any, is a
+    SAS token that grants access (never printed: see :mod:`jobs.redact`).
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        raise StorageError(
+            f"{redact(uri)!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)"
+        )
+    netloc, _, path = rest.partition("/")
+    path = path.strip("/")
+    if scheme in ("wasbs", "wasb"):
+        container, _, host = netloc.partition("@")
         m = _HOST.match(host)
         if not container or m is None:
-            raise StorageError(f"{uri!r}: expected wasbs://<container>@<account>.blob.core.windows.net/<path>")
+            raise StorageError(f"{redact(uri)!r}: expected wasbs://<container>@<account>.blob.core.windows.net/<path>")
         return BlobPath(m["account"], container, path)
-    if parsed.scheme == "https":
+    if scheme == "https":
+        parsed = urlparse(uri)
         m = _HOST.match(parsed.netloc)
-        container, _, rest = path.partition("/")
+        container, _, name = unquote(parsed.path).strip("/").partition("/")
         if m is None or not container:
-            raise StorageError(f"{uri!r}: expected https://<account>.blob.core.windows.net/<container>/<path>")
-        return BlobPath(m["account"], container, rest)
-    if parsed.scheme == "az" and parsed.netloc:
-        return BlobPath(None, parsed.netloc, path)
-    raise StorageError(f"{uri!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)")
+            raise StorageError(f"{redact(uri)!r}: expected https://<account>.blob.core.windows.net/<container>/<path>")
+        return BlobPath(m["account"], container, name.strip("/"), sas_token=parsed.query or None)
+    if scheme == "az" and netloc:
+        return BlobPath(None, netloc, path)
+    raise StorageError(f"{redact(uri)!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)")
 
 
 @dataclass(frozen=True)
@@ -121,8 +138,12 @@ def _from_connection_string(text: str) -> BlobCredentials:
     return BlobCredentials(account, endpoint.rstrip("/"), connection_string=text)
 
 
-def credentials(account: str | None) -> BlobCredentials:
-    """The credentials for ``account`` (or the configured one); see the module doc for sources."""
+def credentials(account: str | None, sas_token: str | None = None) -> BlobCredentials:
+    """The credentials for ``account`` (or the configured one); see the module doc for sources.
+
+    ``sas_token`` (from a SAS URL) wins over the environment for its account; the endpoint then
+    comes from the environment when it names the same account (an emulator), else Azure's.
+    """
     env = os.environ
     found: BlobCredentials | None = None
     if env.get("AZURE_STORAGE_CONNECTION_STRING"):
@@ -137,10 +158,15 @@ def credentials(account: str | None) -> BlobCredentials:
         )
     elif env.get("AZURE_STORAGE_SECRETS"):
         found = _from_file(env["AZURE_STORAGE_SECRETS"])
+    if sas_token and account:
+        same = found is not None and found.account == account
+        endpoint = found.endpoint if same and found else f"https://{account}.blob.core.windows.net"
+        return BlobCredentials(account, endpoint, sas_token=sas_token)
     if found is None:
         raise StorageError(
             f"no credentials for storage account {account or '(unnamed)'}: set AZURE_STORAGE_CONNECTION_STRING, "
-            "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_SECRETS"
+            "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_SECRETS, "
+            "or give a SAS URL"
         )
     if account is not None and account != found.account:
         raise StorageError(f"credentials are for account {found.account}, the URI names {account}")
@@ -241,6 +267,44 @@ class BlobWriter:
         return name
 
 
+class BlobLease:
+    """A renewable lease on one blob: while it is renewed, no one else deletes or leases it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.held = client, None
+
+    def acquire(self, seconds: int) -> bool:
+        """Takes the lease; False if another holder's lease is active (or the blob is gone)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            self.held = self.client.acquire_lease(lease_duration=seconds)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                return False
+            raise describe(exc, f"lease {self.client.blob_name}") from None
+        return True
+
+    def renew(self) -> bool:
+        """False when the lease was lost (it lapsed and was taken, or broken)."""
+        from azure.core.exceptions import HttpResponseError
+
+        if self.held is None:
+            return False
+        try:
+            self.held.renew()
+        except HttpResponseError:
+            return False
+        return True
+
+    def delete(self) -> None:
+        """Deletes the blob under the lease held."""
+        self.client.delete_blob(lease=self.held)
+        self.held = None
+
+
 class _RangedBlob(io.RawIOBase):
     """A read-only, seekable blob whose reads are ranged GETs."""
 
@@ -282,7 +346,7 @@ class BlobStorage(Storage):
 
     def __init__(self, root: str) -> None:
         loc = parse(root)
-        self.creds = credentials(loc.account)
+        self.creds = credentials(loc.account, loc.sas_token)
         self.container_name = loc.container
         self.prefix = loc.path
         self.client = self.creds.container(loc.container)
@@ -391,10 +455,15 @@ class BlobStorage(Storage):
     def reader(self) -> Reader:
         return BlobReader(self.creds)
 
+    def lease(self, *parts: str) -> BlobLease:
+        return BlobLease(self.client.get_blob_client(self._name(*parts)))
+
     def writer(self) -> BlobWriter:
         return BlobWriter(self.creds, self.container_name, self.prefix)
 
-    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+    def write_table(
+        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
+    ) -> str:
         """Each task uploads its partition as ``part-<partition>.<fmt>`` (a retried task writes
         the same name again, so nothing is duplicated); ``_SUCCESS`` lists the parts, last."""
         creds, container, base = self.creds, self.container_name, self._name(*parts)
@@ -428,6 +497,8 @@ class BlobStorage(Storage):
             "rows": sum(int(r["rows"]) for r in written),
             "schema": schema.jsonValue(),
         }
+        if before_commit is not None:
+            before_commit()
         self.write_json(manifest, *parts, SUCCESS)
         return self.uri(*parts)
 
@@ -460,22 +531,43 @@ class BlobStorage(Storage):
         frames = [pq.read_table(io.BytesIO(self.read_bytes(*parts, p))).to_pandas() for p in manifest["parts"]]
         return pd.concat(frames, ignore_index=True)
 
-    def save_model(self, model: PipelineModel, *parts: str) -> str:
-        """Uploads into a new version folder, then points ``_MODEL`` at it: a reader loads the
-        old model or the new one, never a mix (old versions stay until deleted)."""
+    def save_model(
+        self, model: PipelineModel, *parts: str, card: dict[str, Any], record: Callable[[], None] | None = None
+    ) -> str:
+        """Uploads model and card into a new version folder, then points ``_MODEL`` at it (one
+        Put Blob): a reader loads the old model or the new one, never a mix. If ``record`` fails
+        the pointer is put back. Old and abandoned versions stay until deleted, never in the way."""
         local = os.path.join(temp_dir("model-"), "model")
         model.write().overwrite().save(local)
+        Path(local, CARD).write_text(json.dumps(redact_obj(card), indent=2, sort_keys=True))
         files = sorted(p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file())
         version = f"v-{uuid.uuid4().hex[:12]}"
         for f in files:
             self.write_bytes((Path(local) / f).read_bytes(), *parts, version, *f.split("/"))
+        previous = self.read_bytes(*parts, MODEL_MARKER) if self.exists(*parts, MODEL_MARKER) else None
         self.write_json({"version": version, "files": files}, *parts, MODEL_MARKER)
+        try:
+            if record is not None:
+                record()
+        except BaseException:
+            if previous is None:
+                self.delete(*parts, MODEL_MARKER)
+            else:
+                self.write_bytes(previous, *parts, MODEL_MARKER)
+            raise
         return self.uri(*parts)
 
-    def load_model(self, *parts: str) -> PipelineModel:
+    def _version(self, *parts: str) -> dict[str, Any]:
         if not self.exists(*parts, MODEL_MARKER):
             raise StorageError(f"no saved model at {self.uri(*parts)}")
-        marker = self.read_json(*parts, MODEL_MARKER)
+        return dict(self.read_json(*parts, MODEL_MARKER))
+
+    def load_card(self, *parts: str) -> dict[str, Any]:
+        return dict(self.read_json(*parts, self._version(*parts)["version"], CARD))
+
+    def load_model(self, *parts: str) -> PipelineModel:
+        marker = self._version(*parts)
+        check_stage_classes(self, *parts, marker["version"])
         local = os.path.join(temp_dir("model-"), "model")
         for f in marker["files"]:
             target = Path(local) / f

@@ -65,7 +65,10 @@ def _set(est: Estimator, params: dict[str, Any], name: str) -> None:
     for key, value in params.items():
         if not est.hasParam(key):
             raise ConfigError(f"{name} has no parameter {key!r}")
-        est._set(**{key: value})
+        try:
+            est._set(**{key: value})
+        except (TypeError, ValueError):
+            raise ConfigError(f"[{name}] {key} = {value!r}: not a valid value for this parameter") from None
 
 
 def grid(name: str, inner: Estimator) -> list[dict[Param, Any]]:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from featurizers.export import WeightsUnavailableError
-from featurizers.image_featurizer import EngineError
+from featurizers.image_featurizer import EngineError, ModelFileError
 from featurizers.zoo import PoolGridError, UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
 from jobs.lock import LockedError
 from jobs.names import NameError_
+from jobs.redact import redact, redact_obj
 from jobs.storage import StorageError
 
 EXIT_OK = 0
@@ -35,6 +36,7 @@ BAD_INPUT = (
     PoolGridError,
     WeightsUnavailableError,
     NameError_,
+    ModelFileError,
 )
 
 
@@ -70,12 +72,12 @@ def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = N
     try:
         summary = main()
     except BAD_INPUT as exc:
-        print(f"{job}: error: {exc}", file=sys.stderr)
+        print(f"{job}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except LockedError as exc:
-        print(f"{job}: locked: {exc}", file=sys.stderr)
+        print(f"{job}: locked: {redact(str(exc))}", file=sys.stderr)
         return EXIT_LOCKED
-    line = json.dumps(summary, sort_keys=False)
+    line = json.dumps(redact_obj(summary), sort_keys=False)
     if summary_file:
         Path(summary_file).write_text(line + "\n", encoding="utf-8")
     print(line, flush=True)

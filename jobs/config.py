@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
+import typing
 from typing import Any
 
 import tomllib
@@ -119,7 +121,7 @@ class ScoreConfig:
     incremental: bool = False
     smooth: str | None = None  # "3x3"
     top_k: int = 3
-    lock_timeout_s: float = 6 * 3600.0
+    lock_timeout_s: float = 300.0  # a lock whose holder on another host has not renewed it for this long is taken over
     csv: bool = False  # also write predictions/<model>/<run_id>.csv/
     scenes: str | None = None  # georeferenced scenes instead of tiles: a folder, a glob or a .txt list
     bands: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])  # R, G, B band numbers
@@ -147,6 +149,10 @@ def read_conf(path: str | None) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"conf file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"conf file {path} is a folder: name a TOML file") from None
+    except (PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"conf file {path}: unreadable ({type(exc).__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"conf file {path}: {exc}") from None
 
@@ -160,8 +166,49 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
         raise ConfigError(f"{conf_path}: unknown keys {', '.join(unknown)}")
     known = _fields(cls)
     mine = {k: v for k, v in values.items() if k in known}
+    hints = typing.get_type_hints(cls)
+    for key, value in mine.items():
+        if not _is_a(value, hints[key]):
+            expected = _describe(hints[key])
+            raise ConfigError(f"{conf_path}: {key} = {value!r} is {_toml_type(value)}, expected {expected}")
     mine.update({k: v for k, v in cli.items() if v is not None and k in known})
     return cls(**mine).validate()
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a field's type (an int is a float; a bool is not a number)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_is_a(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in args)
+    if typing.get_origin(hint) is list:
+        return f"a list of {_describe(args[0]).split(' ', 1)[1]}s"
+    if typing.get_origin(hint) is dict:
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
+
+
+def _toml_type(value: Any) -> str:
+    kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "a list", dict: "a table"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _fields(cls: type) -> set[str]:

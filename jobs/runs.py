@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jobs.redact import redact_obj
 from jobs.storage import RUNS, Storage, StorageError, open_storage
 
 INDEX = "index.jsonl"
@@ -61,7 +62,7 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
 
 def append(storage: Storage, record: dict[str, Any]) -> None:
     """Appends ``record`` as one line of the index (whole, even with concurrent runs)."""
-    storage.append_line(json.dumps(record, sort_keys=True), RUNS, INDEX)
+    storage.append_line(json.dumps(redact_obj(record), sort_keys=True), RUNS, INDEX)
 
 
 def load(storage: Storage) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ which is what ``--incremental`` trusts: a scene counts as scored when its run fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyspark import StorageLevel
@@ -63,8 +64,10 @@ def score_scenes(
     labels: list[str],
     done: DataFrame | None,
     timings: dict[str, float],
+    fence: Callable[[], None],
 ) -> dict[str, Any]:
-    """Scores the scenes ``cfg.scenes`` names; returns the run's counts for its summary."""
+    """Scores the scenes ``cfg.scenes`` names; returns the run's counts for its summary.
+    ``fence`` (the run lock's check) is called before each ``_SUCCESS`` is written."""
     name = cfg.output_model_name
     writer = storage.writer()  # fails now, not after scoring, where maps cannot be written
     opts = options(cfg, model, card)
@@ -115,9 +118,9 @@ def score_scenes(
         scored = grid.smooth(scored)
 
     with timed(JOB, "write maps", timings):
-        maps_uri = write_maps(spark, storage, writer, scored, table, (MAPS, name, run_id), labels, reader, opts)
+        maps_uri = write_maps(spark, storage, writer, scored, table, (MAPS, name, run_id), labels, reader, opts, fence)
     with timed(JOB, "write predictions", timings):
-        predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id)
+        predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id, before_commit=fence)
     n_rejected = scored.where(F.col("reject_reason").isNotNull()).count()
     n_nodata = scored.where(F.col("reject_reason").startswith("nodata")).count()
     scored.unpersist()
@@ -195,6 +198,7 @@ def write_maps(
     labels: list[str],
     reader: Any,
     opts: scenes.SceneOptions,
+    fence: Callable[[], None],
 ) -> str:
     """Per-scene maps (executors), the scene index, then ``_SUCCESS``; returns the folder's URI."""
     label = F.col("smoothed_label") if "smoothed_label" in scored.columns else F.col("predicted_label")
@@ -218,5 +222,6 @@ def write_maps(
     storage.write_table(summary, *parts, "scenes")
     storage.write_table(table.drop("lo", "hi"), *parts, "scene_index")
     storage.write_json({"labels": labels, "colours": maps.palette(labels)}, *parts, "legend.json")
+    fence()
     storage.write_bytes(b"", *parts, SUCCESS)
     return storage.uri(*parts)

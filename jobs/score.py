@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p.add_argument("--incremental", action="store_true", default=None, help="score only tiles not yet scored")
     p.add_argument("--smooth", choices=("3x3",), help="add smoothed_label: 3x3 majority over grid neighbours")
     p.add_argument("--top_k", type=int, help="labels with probabilities per tile (default 3)")
-    p.add_argument("--lock_timeout_s", type=float, help="take over a lock older than this (default 6 h)")
+    p.add_argument(
+        "--lock_timeout_s", type=float, help="take over a lock not renewed for this long by a run on another host (300)"
+    )
     p.add_argument("--csv", action="store_true", default=None, help="also write the predictions as CSV")
     scenes = p.add_argument_group("georeferenced scenes (GeoTIFF/COG): land-use maps instead of a tile table")
     scenes.add_argument("--scenes", help="a folder, a glob, or a .txt file of scene URIs")
@@ -83,18 +85,21 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
     started = time.time()
     run_id = cli.new_run_id()
     name = cfg.output_model_name
-    if not storage.exists(TRAINED, f"{name}.json"):
-        raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}")
-    card = storage.read_json(TRAINED, f"{name}.json")
+    try:
+        card = storage.load_card(TRAINED, name)
+    except StorageError:
+        raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}") from None
     source = cfg.scenes or open_storage(cfg.tiles, spark).uri()
-    with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s):
+    with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s) as run_lock:
         say(JOB, f"run {run_id}: scoring {source} with {name} (trained in run {card['run_id']})")
         model = storage.load_model(TRAINED, name)
         done = previously_scored(spark, storage, name) if cfg.incremental else None
         summary: dict[str, Any] = {"run_id": run_id, "model": name, "model_version": card["run_id"]}
         timings: dict[str, float] = {}
         if cfg.scenes:
-            counts = scene_scoring.score_scenes(spark, cfg, storage, model, card, run_id, _labels(model), done, timings)
+            counts = scene_scoring.score_scenes(
+                spark, cfg, storage, model, card, run_id, _labels(model), done, timings, run_lock.check
+            )
             return {**summary, **_card_fields(card), **counts, "seconds": round(time.time() - started, 2)}
         tiles = folders.load_unlabelled(spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed, exclude=done)
         if cfg.incremental and tiles.isEmpty():
@@ -121,12 +126,17 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
             # Neighbours need each other's predictions: score once, then vote.
             out = grid.smooth(out.persist(StorageLevel.MEMORY_AND_DISK))
         with timed(JOB, "featurize, predict and write", timings):
-            predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id)
+            predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id, before_commit=run_lock.check)
         written = storage.read_table(spark, PREDICTIONS, name, run_id)
         csv_uri = None
         if cfg.csv:  # a copy for spreadsheets; top_k as JSON text
             csv_uri = storage.write_table(
-                written.withColumn("top_k", F.to_json("top_k")), PREDICTIONS, name, f"{run_id}.csv", fmt="csv"
+                written.withColumn("top_k", F.to_json("top_k")),
+                PREDICTIONS,
+                name,
+                f"{run_id}.csv",
+                fmt="csv",
+                before_commit=run_lock.check,
             )
         n_tiles = written.count()
         n_rejected = written.where(F.col("reject_reason").isNotNull()).count()

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from jobs.redact import redact
+
 # Image rows are large: Arrow batches of 10,000 rows (Spark's default) would hold ~1 GB of
 # tiles in a Python worker. A few hundred rows keep memory flat and batches full.
 ARROW_RECORDS_PER_BATCH = 256
@@ -55,7 +57,7 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
 
 def say(job: str, message: str) -> None:
     """One progress line on stderr (stdout carries only the final JSON summary)."""
-    print(f"[{job} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{job} {time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -31,8 +31,10 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -40,6 +42,8 @@ from urllib.parse import urlparse
 import pandas as pd
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
+
+from jobs.redact import redact_obj
 
 PRETRAINED = "pretrainedmodels"
 TRAINED = "trainedmodels"
@@ -135,9 +139,12 @@ class Storage(ABC):
         """What executors use to read the files that :meth:`iter_files` finds."""
 
     @abstractmethod
-    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
+    def write_table(
+        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
+    ) -> str:
         """Writes ``df`` from the executors as Parquet (or ``fmt="csv"``, with a header), then
-        ``_SUCCESS``; returns the URI. Only Parquet tables are read back by :meth:`read_table`."""
+        calls ``before_commit`` (a lock's fence: it may raise), then writes ``_SUCCESS``; returns
+        the URI. Only Parquet tables are read back by :meth:`read_table`."""
 
     @abstractmethod
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame: ...
@@ -147,15 +154,31 @@ class Storage(ABC):
         """A (small) written table as pandas, for notebooks."""
 
     @abstractmethod
-    def save_model(self, model: PipelineModel, *parts: str) -> str: ...
+    def save_model(
+        self, model: PipelineModel, *parts: str, card: dict[str, Any], record: Callable[[], None] | None = None
+    ) -> str:
+        """Saves ``model`` with its ``card`` (``card.json`` inside the model folder) so that both
+        become visible at once, replacing any model of that name; then calls ``record`` (e.g.
+        the run-index line). If ``record`` fails, the previous model (or none) is put back and
+        the error raised: a model is never live without its card and its run record."""
 
     @abstractmethod
-    def load_model(self, *parts: str) -> PipelineModel: ...
+    def load_model(self, *parts: str) -> PipelineModel:
+        """The saved model; its stages are checked first (see :func:`check_stage_classes`)."""
+
+    @abstractmethod
+    def load_card(self, *parts: str) -> dict[str, Any]:
+        """The card saved with the model; StorageError if there is no model."""
 
     def writer(self) -> Storage | Any:
         """A picklable object whose ``write_bytes(data, *parts)`` executors call to write whole
         files below this root (maps); raises StorageError where Python cannot write."""
         raise StorageError(f"{self.uri()}: executors write maps to a local folder or Azure Blob Storage only")
+
+    def lease(self, *parts: str) -> Any:
+        """A lease on a file, where storage has them (Azure Blob: see ``jobs.blob.BlobLease``);
+        None elsewhere. Locks use it to know their holder alive (:mod:`jobs.lock`)."""
+        return None
 
     def check(self) -> None:
         """Fails early, with one line, when the location cannot be used (remote kinds check)."""
@@ -165,7 +188,8 @@ class Storage(ABC):
         return json.loads(self.read_bytes(*parts))
 
     def write_json(self, obj: Any, *parts: str) -> str:
-        return self.write_bytes(json.dumps(obj, indent=2, sort_keys=True).encode(), *parts)
+        """Writes ``obj`` as JSON, secrets redacted (records must never hold a SAS signature)."""
+        return self.write_bytes(json.dumps(redact_obj(obj), indent=2, sort_keys=True).encode(), *parts)
 
     def table_complete(self, *parts: str) -> bool:
         return self.exists(*parts, SUCCESS)
@@ -280,9 +304,13 @@ class LocalStorage(Storage):
     def writer(self) -> Storage:
         return self  # only a path: pickles as is
 
-    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
-        # Spark writes _SUCCESS last
-        df.write.mode("overwrite").format(fmt).option("header", True).save(self.uri(*parts))
+    def write_table(
+        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
+    ) -> str:
+        _write_parts(df, self.uri(*parts), fmt)
+        if before_commit is not None:
+            before_commit()
+        self.write_bytes(b"", *parts, SUCCESS)
         return self.uri(*parts)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
@@ -293,24 +321,45 @@ class LocalStorage(Storage):
     def read_frame(self, *parts: str) -> pd.DataFrame:
         return pd.read_parquet(self.uri(*parts))
 
-    def save_model(self, model: PipelineModel, *parts: str) -> str:
-        # Saved beside, then renamed into place: a reader never loads half a model.
+    def save_model(
+        self, model: PipelineModel, *parts: str, card: dict[str, Any], record: Callable[[], None] | None = None
+    ) -> str:
+        # Saved beside under a fresh name, then renamed into place: a reader never loads half a
+        # model, and what a killed save leaves (hidden, unique names) never blocks the next one.
         target = self._path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target.parent, f".{target.name}.")
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         model.write().overwrite().save(str(staging / "model"))
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
+        (staging / "model" / CARD).write_text(json.dumps(redact_obj(card), indent=2, sort_keys=True))
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        had_old = target.exists()
+        if had_old:
             os.replace(target, old)
         os.replace(staging / "model", target)
+        try:
+            if record is not None:
+                record()
+        except BaseException:
+            os.replace(target, staging / "failed")  # put the previous model back
+            if had_old:
+                os.replace(old, target)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
         return str(target)
 
     def load_model(self, *parts: str) -> PipelineModel:
-        if not self.exists(*parts):
+        if not self.is_file(*parts, CARD):
             raise StorageError(f"no saved model at {self.uri(*parts)}")
+        check_stage_classes(self, *parts)
         return PipelineModel.load(self.uri(*parts))
+
+    def load_card(self, *parts: str) -> dict[str, Any]:
+        if not self.is_file(*parts, CARD):
+            raise StorageError(f"no saved model at {self.uri(*parts)}")
+        return dict(self.read_json(*parts, CARD))
 
 
 class HadoopStorage(Storage):
@@ -413,8 +462,13 @@ class HadoopStorage(Storage):
     def reader(self) -> Reader:
         raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")
 
-    def write_table(self, df: DataFrame, *parts: str, fmt: str = "parquet") -> str:
-        df.write.mode("overwrite").format(fmt).option("header", True).save(self.uri(*parts))
+    def write_table(
+        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
+    ) -> str:
+        _write_parts(df, self.uri(*parts), fmt)
+        if before_commit is not None:
+            before_commit()
+        self.write_bytes(b"", *parts, SUCCESS)
         return self.uri(*parts)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
@@ -423,12 +477,98 @@ class HadoopStorage(Storage):
     def read_frame(self, *parts: str) -> pd.DataFrame:
         return self.read_table(self.spark, *parts).toPandas()
 
-    def save_model(self, model: PipelineModel, *parts: str) -> str:
-        model.write().overwrite().save(self.uri(*parts))
+    def save_model(
+        self, model: PipelineModel, *parts: str, card: dict[str, Any], record: Callable[[], None] | None = None
+    ) -> str:
+        # As LocalStorage: staged under a fresh hidden name, then renamed (one rename on HDFS
+        # and ADLS Gen2 with a hierarchical namespace).
+        *parent, name = parts
+        tag = uuid.uuid4().hex[:8]
+        staging, old = (*parent, f".{name}.staging-{tag}"), (*parent, f".{name}.old-{tag}")
+        model.write().overwrite().save(self.uri(*staging))
+        self.write_bytes(json.dumps(redact_obj(card), indent=2, sort_keys=True).encode(), *staging, CARD)
+        fs, target = self._fs(*parts)
+        had_old = bool(fs.exists(target))
+        if had_old:
+            fs.rename(target, self._fs(*old)[1])
+        fs.rename(self._fs(*staging)[1], target)
+        try:
+            if record is not None:
+                record()
+        except BaseException:
+            fs.delete(target, True)
+            if had_old:
+                fs.rename(self._fs(*old)[1], target)
+            raise
+        if had_old:
+            fs.delete(self._fs(*old)[1], True)
         return self.uri(*parts)
 
     def load_model(self, *parts: str) -> PipelineModel:
+        if not self.exists(*parts, CARD):
+            raise StorageError(f"no saved model at {self.uri(*parts)}")
+        check_stage_classes(self, *parts)
         return PipelineModel.load(self.uri(*parts))
+
+    def load_card(self, *parts: str) -> dict[str, Any]:
+        if not self.exists(*parts, CARD):
+            raise StorageError(f"no saved model at {self.uri(*parts)}")
+        return dict(self.read_json(*parts, CARD))
+
+
+def _write_parts(df: DataFrame, uri: str, fmt: str) -> None:
+    """The table's parts through Spark's committer, without its ``_SUCCESS``: ours comes after
+    the caller's fence."""
+    writer = df.write.mode("overwrite").format(fmt).option("header", True)
+    writer.option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false").save(uri)
+
+
+CARD = "card.json"  # a saved model's card, inside its folder: saved and replaced with it
+# Stage classes a saved model may name. Loading a PipelineModel imports the module its metadata
+# names, so a model folder is trusted like code; anything else is refused before loading.
+TRUSTED_STAGES = ("org.apache.spark.ml.", "pyspark.ml.", "featurizers.", "jobs.")
+STALE_S = 3600.0  # a hidden staging folder older than this is left by a killed save
+
+
+def check_stage_classes(storage: Storage, *parts: str) -> None:
+    """Refuses a saved model that lists a stage it does not hold, or names a stage class outside
+    this project and Spark ML (one line, before any module it names is imported)."""
+    where = storage.uri(*parts)
+
+    def metadata(*folder: str) -> dict[str, Any]:
+        text = storage.read_bytes(*parts, *folder, "metadata", "part-00000").decode()
+        return dict(json.loads(text.splitlines()[0]))
+
+    try:
+        uids = list(metadata()["paramMap"]["stageUids"])
+        stages = storage.list_folders(*parts, "stages")
+    except (StorageError, ValueError, KeyError, IndexError, TypeError):
+        raise StorageError(f"{where}: not a saved model (its metadata is missing or unreadable)") from None
+    for i, uid in enumerate(uids):
+        folder = f"{i}_{uid}"
+        if folder not in stages:
+            raise StorageError(f"{where}: incomplete saved model, stage {folder} is missing")
+        try:
+            cls = str(metadata("stages", folder)["class"])
+        except (StorageError, ValueError, KeyError, IndexError, TypeError):
+            raise StorageError(f"{where}: stage {folder} has no readable metadata") from None
+        if not cls.startswith(TRUSTED_STAGES):
+            raise StorageError(
+                f"{where}: stage {folder} is of class {cls}, outside this project and Spark ML: refused "
+                "(a model folder is trusted like code)"
+            )
+
+
+def _remove_stale(folder: Path, prefix: str) -> None:
+    """Removes hidden leftovers of killed saves (``prefix``…) older than :data:`STALE_S`."""
+    now = time.time()
+    for entry in folder.iterdir():
+        if entry.name.startswith(prefix):
+            try:
+                if now - entry.lstat().st_mtime > STALE_S:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                pass
 
 
 def open_storage(root: str, spark: SparkSession | None = None) -> Storage:

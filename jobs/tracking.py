@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from jobs.redact import redact_obj
+
 EXPERIMENT = "spark-image-classification"
 
 
@@ -23,6 +25,7 @@ def log_run(record: dict[str, Any], card: dict[str, Any] | None) -> str | None:
         return None
     import mlflow
 
+    record = redact_obj(record)
     mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
     params = {
         "pretrained_model_type": record["pretrained_model_type"],

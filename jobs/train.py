@@ -226,6 +226,7 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     timings: dict[str, float] = {}
     say(JOB, f"run {run_id}: {cfg.dataset} from {cfg.data}, {cfg.pretrained_model_type} + {cfg.mmlspark_model_type}")
 
+    classifiers.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)  # bad settings fail now
     # Data first: a wrong layout or header fails in seconds, before any network is exported.
     images, split_info, location = labelled.load(spark, cfg)
     featurizer, onnx_uri = make_featurizer(cfg, storage, timings)
@@ -261,9 +262,10 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         split_info["test_files"] = list(labelled.keys(test.select("key")))
     feats.unpersist()
 
-    with timed(JOB, "save model", timings):
-        model_uri = storage.save_model(model, TRAINED, cfg.output_model_name)
-
+    # Lineage: the run record is written first, under the run's own id (invisible until the
+    # index lists it); then model and card become visible together, and the index line is
+    # appended inside that commit, which is rolled back if the line cannot be written.
+    model_uri = storage.uri(TRAINED, cfg.output_model_name)
     metrics_uri = storage.uri(RUNS, run_id, "metrics.json")
     record = {
         "run_id": run_id,
@@ -291,19 +293,28 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         "predictions_path": predictions_path,
     }
     storage.write_json(record, RUNS, run_id, "metrics.json")
-    runs.append(storage, runs.summarize(record, metrics_uri))
-    card_name = os.path.basename(onnx_uri).replace(".onnx", ".json") if onnx_uri else None
-    tracking.log_run(record, storage.read_json(PRETRAINED, card_name) if card_name else None)
     # The model's own card: what scoring jobs report alongside their predictions.
     tile_m = cfg.gsd_m * cfg.image_px if cfg.gsd_m and cfg.image_px else None
     summary_n_train = counts["train"]["featurized"] + counts["val"]["featurized"]
-    storage.write_json(
+    card = (
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
-        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4},
-        TRAINED,
-        f"{cfg.output_model_name}.json",
+        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4}
     )
+    with timed(JOB, "save model", timings):
+        storage.save_model(
+            model,
+            TRAINED,
+            cfg.output_model_name,
+            card=card,
+            record=lambda: runs.append(storage, runs.summarize(record, metrics_uri)),
+        )
+    network_card = os.path.basename(onnx_uri).replace(".onnx", ".json") if onnx_uri else None
+    try:  # MLflow is a copy of the record: its failure costs the copy, not the run
+        tracking.log_run(record, storage.read_json(PRETRAINED, network_card) if network_card else None)
+    except Exception as exc:
+        warnings.append(f"MLflow logging failed: {type(exc).__name__}: {str(exc)[:200]}")
+        say(JOB, f"warning: {warnings[-1]}")
     return {
         "run_id": run_id,
         "model": cfg.output_model_name,

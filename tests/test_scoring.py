@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -39,7 +40,7 @@ def test_top_k_is_sorted_and_starts_with_the_prediction(spark, model_storage, fi
         assert len(r["top_k"]) == 2 and r["top_k"][0]["probability"] >= r["top_k"][1]["probability"]
         assert r["top_k"][0]["label"] == r["predicted_label"] and r["top_k"][0]["label"] in AERIAL_LABELS
         assert r["top_k"][0]["probability"] == pytest.approx(r["probability"])
-        assert r["model_version"] == json.loads((model_storage.root / "trainedmodels" / "m.json").read_text())["run_id"]
+        assert r["model_version"] == model_storage.load_card("trainedmodels", "m")["run_id"]
     assert not (model_storage.root / PREDICTIONS / "m" / "_LOCK").exists()  # released
     table = spark.read.option("header", True).csv(summary["csv_uri"]).collect()
     assert sorted(r["tile"] for r in table) == sorted(r["tile"] for r in rows)
@@ -69,23 +70,65 @@ def test_incremental_scores_each_tile_once(spark, model_storage, fixtures, tmp_p
     assert len(paths) == len(set(paths)) == 9
 
 
-def test_lock_blocks_a_second_run_and_stale_locks_are_taken_over(spark, model_storage, fixtures, capsys):
+def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, capsys, monkeypatch):
+    import socket
+    import subprocess
+
     lock = model_storage.root / PREDICTIONS / "m" / "_LOCK"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text(json.dumps({"run_id": "other", "since": time.time()}))
-    args = [
-        "--output_model_name",
-        "m",
-        "--tiles",
-        str(fixtures / "aerial" / "test"),
-        "--storage",
-        str(model_storage.root),
-    ]
+    tiles = str(fixtures / "aerial" / "test")
+    args = ["--output_model_name", "m", "--tiles", tiles, "--storage", str(model_storage.root)]
+    here = socket.gethostname()
+    # A live holder on this host (this very process) blocks, however old its lock.
+    lock.write_text(json.dumps({"run_id": "live", "host": here, "pid": os.getpid(), "since": 0, "heartbeat": 0}))
     assert score.main(args) == cli.EXIT_LOCKED
-    assert "held by run other" in capsys.readouterr().err
-    lock.write_text(json.dumps({"run_id": "dead", "since": time.time() - 7200}))
-    assert score.main([*args, "--lock_timeout_s", "3600"]) == cli.EXIT_OK
-    assert not lock.exists()
+    assert "held by run live" in capsys.readouterr().err
+    # A holder on this host whose process is gone: taken over at once, however young its lock.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    now = time.time()
+    lock.write_text(json.dumps({"run_id": "dead", "host": here, "pid": gone.pid, "since": now, "heartbeat": now}))
+    assert score.main(args) == cli.EXIT_OK
+    assert "took over" in capsys.readouterr().err and not lock.exists()
+    # Another host: alive while its heartbeat is fresh, dead once it is older than the timeout.
+    lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "since": now, "heartbeat": now}))
+    assert score.main(args) == cli.EXIT_LOCKED
+    lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "since": 0, "heartbeat": now - 600}))
+    assert score.main([*args, "--lock_timeout_s", "300"]) == cli.EXIT_OK
+    capsys.readouterr()
+
+    # Fencing: a run whose lock is taken over while it scores stops before its _SUCCESS.
+    original = LocalStorage.write_table
+
+    def stolen(self, df, *parts, **kwargs):
+        lock.write_text(json.dumps({"run_id": "thief", "host": "elsewhere", "token": "t", "heartbeat": time.time()}))
+        return original(self, df, *parts, **kwargs)
+
+    monkeypatch.setattr(LocalStorage, "write_table", stolen)
+    before = {p.name for p in (model_storage.root / PREDICTIONS / "m").iterdir()}
+    assert score.main(args) == cli.EXIT_LOCKED
+    assert "taken over by another run; stopped before committing" in capsys.readouterr().err
+    new = {p for p in (model_storage.root / PREDICTIONS / "m").iterdir() if p.name not in before}
+    assert new and not any((p / "_SUCCESS").exists() for p in new)  # nothing committed
+    assert json.loads(lock.read_text())["run_id"] == "thief"  # and the thief's lock is left alone
+    lock.unlink()
+
+
+def test_lock_heartbeat_keeps_a_long_run_alive(tmp_path):
+    from jobs import lock as run_lock
+
+    store = LocalStorage(tmp_path)
+    with run_lock.held(store, ("_LOCK",), "long", timeout_s=0.5) as held:
+        first = json.loads((tmp_path / "_LOCK").read_text())["heartbeat"]
+        time.sleep(0.6)
+        body = json.loads((tmp_path / "_LOCK").read_text())
+        assert body["heartbeat"] > first and body["token"] == held.token
+        held.check()
+        # another process on another host sees it alive
+        other = run_lock.RunLock(store, ("_LOCK",), "other", timeout_s=0.5)
+        with pytest.raises(run_lock.LockedError, match="held by run long"):
+            other.acquire()
+    assert not (tmp_path / "_LOCK").exists()
 
 
 def test_smoothing_takes_the_neighbourhood_majority(spark):

@@ -41,12 +41,68 @@ def test_a_long_listing_reaches_executors_whole_in_bounded_partitions(tmp_path, 
     assert folders.names_frame(spark, iter([])).count() == 0
 
 
-def test_saving_a_model_replaces_it_whole(tmp_path, spark):
+def _stores(tmp_path, spark):
+    return [LocalStorage(tmp_path / "local"), HadoopStorage((tmp_path / "hadoop").as_uri(), spark)]
+
+
+def test_model_card_and_record_become_visible_together_or_not_at_all(tmp_path, spark):
+    for store in _stores(tmp_path, spark):
+        index: list[str] = []
+        store.save_model(PipelineModel([MaskRejects(maskCols=["a"])]), "trainedmodels", "m", card={"run_id": "r1"})
+        saved = store.save_model(
+            PipelineModel([MaskRejects(maskCols=["b", "c"])]),
+            "trainedmodels",
+            "m",
+            card={"run_id": "r2"},
+            record=lambda index=index: index.append("r2"),
+        )
+        assert saved == store.uri("trainedmodels", "m") and index == ["r2"]
+        assert store.load_model("trainedmodels", "m").stages[0].getOrDefault("maskCols") == ["b", "c"]
+        assert store.load_card("trainedmodels", "m") == {"run_id": "r2"}
+
+        def fail() -> None:
+            raise OSError("index unwritable")
+
+        with pytest.raises(OSError, match="index unwritable"):  # a late failure: the old model stays live
+            store.save_model(PipelineModel([MaskRejects(maskCols=["z"])]), "trainedmodels", "m", card={}, record=fail)
+        assert store.load_card("trainedmodels", "m") == {"run_id": "r2"}
+        assert store.load_model("trainedmodels", "m").stages[0].getOrDefault("maskCols") == ["b", "c"]
+        with pytest.raises(OSError):  # a first save that fails leaves no model at all
+            store.save_model(PipelineModel([]), "trainedmodels", "new", card={}, record=fail)
+        with pytest.raises(StorageError, match="no saved model"):
+            store.load_card("trainedmodels", "new")
+        assert store.list_folders("trainedmodels") == ["m"]
+
+
+def test_leftovers_of_a_killed_save_never_block_the_next(tmp_path, spark):
+    import os
+    import time
+
     store = LocalStorage(tmp_path)
-    for cols in (["a"], ["b", "c"]):
-        store.save_model(PipelineModel([MaskRejects(maskCols=cols)]), "trainedmodels", "m")
-    assert store.load_model("trainedmodels", "m").stages[0].getOrDefault("maskCols") == ["b", "c"]
-    assert sorted(p.name for p in (tmp_path / "trainedmodels").iterdir()) == ["m"]
+    stale = [tmp_path / "trainedmodels" / n for n in (".m.old", ".m.abc123", ".m.old-1234")]
+    for folder in stale:  # what a kill -9 between the steps of a save leaves
+        (folder / "model" / "metadata").mkdir(parents=True)
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
+    store.save_model(PipelineModel([MaskRejects(maskCols=["a"])]), "trainedmodels", "m", card={"run_id": "r"})
+    assert store.load_card("trainedmodels", "m") == {"run_id": "r"}
+    assert sorted(p.name for p in (tmp_path / "trainedmodels").iterdir()) == ["m"]  # stale ones removed
+
+
+def test_saved_models_are_checked_before_loading(tmp_path, spark):
+    import json
+    import shutil
+
+    store = LocalStorage(tmp_path)
+    store.save_model(PipelineModel([MaskRejects(maskCols=["a"])]), "trainedmodels", "m", card={"run_id": "r"})
+    stage = next((tmp_path / "trainedmodels" / "m" / "stages").iterdir())
+    meta_file = stage / "metadata" / "part-00000"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "class": "os.system"}))
+    with pytest.raises(StorageError, match=r"of class os\.system, outside this project and Spark ML: refused"):
+        store.load_model("trainedmodels", "m")
+    shutil.rmtree(stage)
+    with pytest.raises(StorageError, match=r"incomplete saved model, stage 0_MaskRejects_\w+ is missing"):
+        store.load_model("trainedmodels", "m")
 
 
 def test_hadoop_uris_go_through_spark(tmp_path, spark, fixtures):

@@ -39,7 +39,7 @@ def test_train_on_a_uc_merced_sample_then_map_a_naip_scene(tmp_path):
     assert all(f.split("/", 1)[0] in ucmerced.CLASSES for f in metrics["split"]["test_files"])
     assert metrics["tuning"] and {c["params"]["regParam"] for c in metrics["tuning"]} == {0.001, 0.01, 0.1}
     assert trained["accuracy"] > 0.5  # 21 classes from ~10 images each: far above chance (0.05)
-    card = root.read_json("trainedmodels", "uc.json")
+    card = root.load_card("trainedmodels", "uc")
     assert (card["gsd_m"], card["image_px"]) == (0.3, 256) and abs(card["tile_m"] - 76.8) < 1e-9
 
     scored = submit("score.py", *common, "--scenes", str(naip), "--tile_px", "64", "--top_k", "3")

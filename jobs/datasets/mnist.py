@@ -178,6 +178,21 @@ def check_split(location: Storage, split: str) -> tuple[IdxFile, IdxFile]:
     return images, labels
 
 
+def check_label_range(location: Storage, name: str, labels: IdxFile, class_names: list[str]) -> None:
+    """Fails, naming the file, when a label has no entry in ``class_names``."""
+    data = location.read_bytes(name)
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    values = np.frombuffer(data, dtype=np.uint8, offset=labels.header_size)
+    top = int(values.max()) if len(values) else -1
+    if top >= len(class_names):
+        n_bad = int((values >= len(class_names)).sum())
+        raise MnistFormatError(
+            f"{labels.path}: {n_bad} labels of {top} or less have no class name "
+            f"(class_names has {len(class_names)}: labels 0..{len(class_names) - 1})"
+        )
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
@@ -199,6 +214,8 @@ def load_split(
         raise MnistFormatError(str(exc)) from None
     n_classes = 256 if class_names is None else len(class_names)
     names = list(class_names) if class_names is not None else [str(i) for i in range(256)]
+    if class_names is not None:  # on the driver: labels are one byte a record, small beside the images
+        check_label_range(location, find(location, SPLITS[split][1]), labels, class_names)
     parts = max(spark.sparkContext.defaultParallelism, -(-images.count // RECORDS_PER_PARTITION))
     ids = sample(spark.range(0, images.count, numPartitions=parts), fraction, seed, key="id")
     stem = images.path.rsplit("/", 1)[-1]
