@@ -73,7 +73,7 @@ def plain_loop(model: str, onnx_path: str, files: list[Path], batch: int, passes
     def one_pass() -> None:
         for i in range(0, len(files), batch):
             data = [f.read_bytes() for f in files[i : i + batch]]
-            feats, reasons = featurize_batch(session, data, entry.preprocessing, entry.feature_dim, 1 << 30)
+            feats, reasons, _ = featurize_batch(session, data, entry.preprocessing, entry.feature_dim, 1 << 30)
             assert not any(reasons) and np.isfinite(feats).all()
 
     start = time.perf_counter()

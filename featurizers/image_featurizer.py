@@ -50,17 +50,28 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from featurizers import hadoop_io
-from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare
+from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare_noted
 from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, Preprocessing
 
 MODEL_FILE = "model.onnx"
 
 # What every featurizer's UDF returns per image; see unpack_result.
 RESULT_SCHEMA = StructType(
-    [StructField("features", ArrayType(FloatType()), True), StructField("reject", StringType(), True)]
+    [
+        StructField("features", ArrayType(FloatType()), True),
+        StructField("reject", StringType(), True),
+        StructField("note", StringType(), True),
+    ]
 )
+NOTE_COL = "pixel_note"  # how an image's pixels were changed before featurizing (preprocess's notes)
 
-_TENSOR = StructType([StructField("tensor", ArrayType(FloatType()), True), StructField("reject", StringType(), True)])
+_TENSOR = StructType(
+    [
+        StructField("tensor", ArrayType(FloatType()), True),
+        StructField("reject", StringType(), True),
+        StructField("note", StringType(), True),
+    ]
+)
 ENGINES = ("onnx", "synapseml")
 
 
@@ -139,40 +150,51 @@ def float_lists(vectors: list[np.ndarray] | np.ndarray) -> list[list[float]]:
 
 
 def unpack_result(staged: DataFrame, result: str, output_col: str, reject_col: str) -> DataFrame:
-    """Turns the ``RESULT_SCHEMA`` column ``result`` into ``output_col`` (vector) and ``reject_col``."""
+    """Turns the ``RESULT_SCHEMA`` column ``result`` into ``output_col`` (vector), ``reject_col``
+    and :data:`NOTE_COL`."""
     return (
         staged.withColumn(output_col, array_to_vector(F.col(f"{result}.features")))
         .withColumn(reject_col, F.col(f"{result}.reject"))
+        .withColumn(NOTE_COL, F.col(f"{result}.note"))
         .drop(result)
     )
 
 
 def per_image(
-    images: Iterable[bytes | None], convert: Callable[[bytes | None], np.ndarray], placeholder: np.ndarray
-) -> tuple[list[np.ndarray], list[str | None]]:
-    """``convert`` applied to each image; a rejected one gets ``placeholder`` and its reason."""
+    images: Iterable[bytes | None],
+    convert: Callable[[bytes | None], tuple[np.ndarray, str | None]],
+    placeholder: np.ndarray,
+) -> tuple[list[np.ndarray], list[str | None], list[str | None]]:
+    """``convert`` applied to each image: arrays, reject reasons and pixel notes; a rejected
+    image gets ``placeholder`` and its reason."""
     out: list[np.ndarray] = []
     reasons: list[str | None] = []
+    notes: list[str | None] = []
     for data in images:
         try:
-            out.append(convert(data))
+            arr, note = convert(data)
+            out.append(arr)
             reasons.append(None)
+            notes.append(note)
         except RejectedImage as exc:
             out.append(placeholder)
             reasons.append(exc.reason)
-    return out, reasons
+            notes.append(None)
+    return out, reasons, notes
 
 
 def featurize_batch(
     session: Any, images: list[bytes | None], prep: Preprocessing, dim: int, max_pixels: int
-) -> tuple[np.ndarray, list[str | None]]:
-    """Featurizes one batch: returns ``(features[N, dim], reasons[N])``; rejects get zeros."""
+) -> tuple[np.ndarray, list[str | None], list[str | None]]:
+    """Featurizes one batch: ``(features[N, dim], reasons[N], pixel notes[N])``; rejects get zeros."""
     tensors: list[np.ndarray] = []
     ok: list[int] = []
     reasons: list[str | None] = [None] * len(images)
+    notes: list[str | None] = [None] * len(images)
     for i, data in enumerate(images):
         try:
-            tensors.append(prepare(data, prep, max_pixels))
+            tensor, notes[i] = prepare_noted(data, prep, max_pixels)
+            tensors.append(tensor)
             ok.append(i)
         except RejectedImage as exc:
             reasons[i] = exc.reason
@@ -180,7 +202,11 @@ def featurize_batch(
     if tensors:
         name = session.get_inputs()[0].name
         out[ok] = session.run(None, {name: np.stack(tensors)})[0].reshape(len(ok), -1)
-    return out, reasons
+    return out, reasons, notes
+
+
+def _flat(noted: tuple[np.ndarray, str | None]) -> tuple[np.ndarray, str | None]:
+    return noted[0].reshape(-1), noted[1]
 
 
 def _param(name: str, doc: str, converter: Any) -> Param:
@@ -279,11 +305,13 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
                 images = series.tolist()
                 feats: list[list[float]] = []
                 reasons: list[str | None] = []
+                notes: list[str | None] = []
                 for start in range(0, len(images), batch):
-                    f, r = featurize_batch(session, images[start : start + batch], prep, dim, max_pixels)
+                    f, r, n = featurize_batch(session, images[start : start + batch], prep, dim, max_pixels)
                     feats.extend(float_lists(f))
                     reasons.extend(r)
-                yield pd.DataFrame({"features": feats, "reject": reasons})
+                    notes.extend(n)
+                yield pd.DataFrame({"features": feats, "reject": reasons, "note": notes})
 
         return featurize
 
@@ -305,8 +333,8 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
             task_started()
             for series in batches:
                 # A rejected image still needs a tensor for ONNXModel; the mask below zeroes it.
-                flat, reasons = per_image(series, lambda b: prepare(b, prep, max_pixels).reshape(-1), zeros)
-                yield pd.DataFrame({"tensor": float_lists(flat), "reject": reasons})
+                flat, reasons, notes = per_image(series, lambda b: _flat(prepare_noted(b, prep, max_pixels)), zeros)
+                yield pd.DataFrame({"tensor": float_lists(flat), "reject": reasons, "note": notes})
 
         prepared, tensor, fetched = f"{result}_prep", f"{result}_tensor", f"{result}_out"
         # Flat CHW -> nested [c][h][w], in the JVM: slices of the flat array, no Python lists.
@@ -328,7 +356,10 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         )
         return (
             onnx.transform(staged)
-            .withColumn(result, F.struct(features.alias("features"), reject.alias("reject")))
+            .withColumn(
+                result,
+                F.struct(features.alias("features"), reject.alias("reject"), F.col(f"{prepared}.note").alias("note")),
+            )
             .drop(prepared, tensor, fetched)
         )
 

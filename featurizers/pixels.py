@@ -25,15 +25,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, float_lists, per_image, task_started, unpack_result
-from featurizers.preprocess import DEFAULT_MAX_PIXELS, decode_rgb
+from featurizers.preprocess import DEFAULT_MAX_PIXELS, decode_rgb_noted
 
 
-def grey_pixels(data: bytes | None, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Encoded bytes -> ``size*size`` float32 grey values in [0, 1]; raises RejectedImage."""
-    img = decode_rgb(data, max_pixels).convert("L")
+def grey_pixels(data: bytes | None, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
+    """Encoded bytes -> ``size*size`` float32 grey values in [0, 1] and the pixel note; raises
+    RejectedImage."""
+    rgb, note = decode_rgb_noted(data, max_pixels)
+    img = rgb.convert("L")
     if img.size != (size, size):
         img = img.resize((size, size))
-    return np.asarray(img, dtype=np.float32).reshape(-1) / np.float32(255.0)
+    return np.asarray(img, dtype=np.float32).reshape(-1) / np.float32(255.0), note
 
 
 class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, DefaultParamsReadable, DefaultParamsWritable):
@@ -65,8 +67,8 @@ class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, Defaul
         def pixels(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             task_started()
             for series in batches:
-                feats, reasons = per_image(series, lambda b: grey_pixels(b, size, max_pixels), zeros)
-                yield pd.DataFrame({"features": float_lists(feats), "reject": reasons})
+                feats, reasons, notes = per_image(series, lambda b: grey_pixels(b, size, max_pixels), zeros)
+                yield pd.DataFrame({"features": float_lists(feats), "reject": reasons, "note": notes})
 
         result = f"__{self.uid}_result"
         staged = dataset.withColumn(result, pixels(F.col(self.getInputCol())))

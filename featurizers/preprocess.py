@@ -14,6 +14,16 @@ Modes are brought to 3-channel RGB in one way:
 
 An image that cannot become a tensor raises :class:`RejectedImage`, whose ``reason`` is a
 short code followed by a detail, e.g. ``"truncated: image file is truncated"``.
+
+Pixels that are not used exactly as stored get a *note* (same form), which the featurizers
+return beside the features (column ``pixel_note``) and the jobs count:
+
+* ``exif_rotated``: an EXIF orientation other than 1 is applied (as every viewer shows it);
+* ``first_page``: a multi-page TIFF whose pages are not all reduced copies of the first
+  (overviews, thumbnails) is read from its first page;
+* ``bands_1_3``: a 4-band image without alpha (e.g. NAIP's R, G, B, near-infrared) keeps bands
+  1-3 as RGB; ``alpha_dropped``: an alpha channel with transparent pixels is dropped (an opaque
+  one is dropped without a note: nothing is lost); ``cmyk_converted``: CMYK is converted to RGB.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from featurizers.zoo import Preprocessing
 
@@ -46,6 +56,11 @@ class RejectedImage(ValueError):
 
 def decode_rgb(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decodes encoded image bytes into an 8-bit RGB Pillow image (see module doc for modes)."""
+    return decode_rgb_noted(data, max_pixels)[0]
+
+
+def decode_rgb_noted(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, str | None]:
+    """:func:`decode_rgb`, and the note saying how the pixels were changed (None: as stored)."""
     if data is None or len(data) == 0:
         raise RejectedImage("empty", "no bytes")
     try:
@@ -61,6 +76,7 @@ def decode_rgb(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
         raise RejectedImage("too_large", f"{w}x{h} pixels exceeds the limit of {max_pixels}")
     if w == 0 or h == 0:
         raise RejectedImage("decode_error", f"zero-sized image {w}x{h}")
+    notes = [_pages_note(img)]
     try:
         img.load()
     except OSError as exc:
@@ -68,13 +84,52 @@ def decode_rgb(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
         raise RejectedImage(code, _short(exc)) from None
     except Exception as exc:
         raise RejectedImage("decode_error", _short(exc)) from None
-    return _to_rgb(img)
+    orientation = img.getexif().get(ORIENTATION, 1)
+    if orientation not in (1, None):
+        img = ImageOps.exif_transpose(img)
+        notes.append(f"exif_rotated: orientation {orientation}")
+    rgb, band_note = _to_rgb(img)
+    notes.append(band_note)
+    found = [n for n in notes if n]
+    return rgb, "; ".join(found) if found else None
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _pages_note(img: Image.Image) -> str | None:
+    """A note when a multi-page file has pages other than reduced copies of the first."""
+    n = getattr(img, "n_frames", 1)
+    if n <= 1:
+        return None
+    first = img.size
+    try:
+        for i in range(1, n):
+            img.seek(i)
+            if img.size[0] >= first[0] and img.size[1] >= first[1]:
+                return f"first_page: 1 of {n} pages used"
+    finally:
+        img.seek(0)
+    return None  # overviews or thumbnails: page 1 is the image itself
+
+
+def _to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
     mode = img.mode
     if mode == "RGB":
-        return img
+        return img, None
+    if mode in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(img.getchannel("A"))
+        note = None if alpha.min() == 255 else f"alpha_dropped: {float((alpha < 255).mean()):.0%} not opaque"
+        return img.convert("RGB"), note
+    if mode == "RGBX":
+        return img.convert("RGB"), "bands_1_3: band 4 of 4 unused"
+    if mode == "CMYK":
+        return img.convert("RGB"), "cmyk_converted: CMYK to RGB"
+    return _grey_or_palette(img), None
+
+
+def _grey_or_palette(img: Image.Image) -> Image.Image:
+    mode = img.mode
     if mode.startswith("I"):
         arr = np.asarray(img).astype(np.int64)
         grey = (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
@@ -104,6 +159,14 @@ def to_tensor(img: Image.Image, prep: Preprocessing) -> np.ndarray:
 def prepare(data: bytes | None, prep: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Encoded bytes -> float32 CHW tensor; raises :class:`RejectedImage`."""
     return to_tensor(decode_rgb(data, max_pixels), prep)
+
+
+def prepare_noted(
+    data: bytes | None, prep: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, str | None]:
+    """:func:`prepare`, and the image's pixel note (see the module doc)."""
+    img, note = decode_rgb_noted(data, max_pixels)
+    return to_tensor(img, prep), note
 
 
 def _short(exc: BaseException) -> str:

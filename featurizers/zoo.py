@@ -152,6 +152,7 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
+NETWORK_STRIDE = 32
 NO_NORMALIZATION = Preprocessing(256, 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 BACKBONE_SEPARATOR = "+"
 
@@ -195,6 +196,12 @@ class Network:
             raise NetworkError("d4 averages over rotations, which a pooling grid's cells do not survive: choose one")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise NetworkError(f"image_size {self.image_size} is not in 32..1024")
+        side = self.preprocessing.crop // NETWORK_STRIDE  # every zoo CNN's last map: 1/32 of its input
+        if self.pool_grid > side:
+            raise NetworkError(
+                f"pool_grid {self.pool_grid}: the cut's last feature map is {side} x {side} at "
+                f"{self.preprocessing.crop} px, so at most {side}"
+            )
 
     @property
     def name(self) -> str:

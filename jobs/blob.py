@@ -28,6 +28,7 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,7 +430,7 @@ class BlobStorage(Storage):
 
         self._call(f"append {self.uri(*parts)}", append)
 
-    def iter_files(self, *parts: str) -> Iterator[str]:
+    def iter_files(self, *parts: str, skipped: Counter[str] | None = None) -> Iterator[str]:
         self.check()
         name = self._name(*parts)
         prefix = f"{name}/" if name else ""
@@ -442,6 +443,8 @@ class BlobStorage(Storage):
                 if not any(p.startswith(HIDDEN) for p in rel.split("/")):
                     found = True
                     yield rel
+                elif skipped is not None:
+                    skipped["hidden"] += 1
         if not found:
             raise StorageError(f"folder not found or empty: {self.uri(*parts)}")
 

@@ -72,7 +72,8 @@ class TrainConfig:
         return self.sample_frac if own is None else own
 
     def network(self) -> Network:
-        return Network.parse(self.pretrained_model_type or "", self.pool_grid or 1, bool(self.d4), self.image_size)
+        grid = 1 if self.pool_grid is None else self.pool_grid
+        return Network.parse(self.pretrained_model_type or "", grid, bool(self.d4), self.image_size)
 
     def validate(self) -> TrainConfig:
         from jobs.recipes import apply

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -87,10 +88,12 @@ def mnist_to_folders(data: str, out: str, class_names: list[str] | None, workers
 
 
 def upload(src: str, dest: str, workers: int) -> dict[str, int]:
-    """Copies every file under ``src`` to ``dest`` in parallel; checks the count at the end."""
+    """Copies every file under ``src`` to ``dest`` in parallel; checks the count at the end.
+    What the listing leaves out (hidden names, FIFOs, …: see ``Storage.iter_files``) is counted."""
     source, target = LocalStorage(src), open_storage(dest)
     target.check()
-    files = source.list_files()
+    skipped: Counter[str] = Counter()
+    files = sorted(source.iter_files(skipped=skipped))
     progress = Progress("upload", len(files))
     with ThreadPoolExecutor(workers) as pool:
         jobs = [pool.submit(target.write_bytes, source.read_bytes(*f.split("/")), *f.split("/")) for f in files]
@@ -101,7 +104,11 @@ def upload(src: str, dest: str, workers: int) -> dict[str, int]:
     missing = sorted(set(files) - present)
     if missing:
         raise CountMismatchError(f"{len(missing)} of {len(files)} files missing at {target.uri()} after upload")
-    return {"files": len(files), "bytes": sum(source.size(*f.split("/")) for f in files)}
+    return {
+        "files": len(files),
+        "bytes": sum(source.size(*f.split("/")) for f in files),
+        "skipped_by_reason": dict(sorted(skipped.items())),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """The prediction table both jobs write: one row per image, no feature vectors.
 
 Columns: ``path``, ``label`` (the true label; null for unlabelled tiles), ``predicted_label``,
-``probability`` (of the predicted label), ``reject_reason``; rejected images have null
-predictions and a reason.
+``probability`` (of the predicted label), ``reject_reason``, ``pixel_note`` (how the pixels were
+changed before featurizing, e.g. an EXIF rotation: see :mod:`featurizers.preprocess`); rejected
+images have null predictions and a reason.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from featurizers.image_featurizer import NOTE_COL
 
 
 def top_probability(predictions: DataFrame, col: str = "probability") -> Column:
@@ -21,7 +24,17 @@ def top_probability(predictions: DataFrame, col: str = "probability") -> Column:
 
 
 def prediction_table(predictions: DataFrame, *extra: Column) -> DataFrame:
-    return predictions.select("path", "label", "predicted_label", top_probability(predictions), "reject_reason", *extra)
+    note = F.col(NOTE_COL) if NOTE_COL in predictions.columns else F.lit(None).cast("string").alias(NOTE_COL)
+    return predictions.select(
+        "path", "label", "predicted_label", top_probability(predictions), "reject_reason", note, *extra
+    )
+
+
+def counts_by_code(table: DataFrame, col: str) -> dict[str, int]:
+    """Rows per code (the text before ``:``) of a reason or note column, nulls left out."""
+    code = F.substring_index(col, ":", 1)
+    rows = table.where(F.col(col).isNotNull()).groupBy(code.alias("code")).count().collect()  # one row a code
+    return {r["code"]: int(r["count"]) for r in sorted(rows, key=lambda r: r["code"])}
 
 
 def top_k(predictions: DataFrame, labels: list[str], k: int, col: str = "probability") -> Column:

@@ -10,6 +10,7 @@ which is what ``--incremental`` trusts: a scene counts as scored when its run fi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,8 @@ def score_scenes(
     name = cfg.output_model_name
     writer = storage.writer()  # fails now, not after scoring, where maps cannot be written
     opts = options(cfg, model, card)
-    listed, reader = scenes.list_scenes(spark, cfg.scenes or "")
+    skipped: Counter[str] = Counter()
+    listed, reader = scenes.list_scenes(spark, cfg.scenes or "", skipped)
     if done is not None:  # scenes that a completed run of this model scored whole
         listed = listed.join(done.select(F.col("path")).distinct(), "path", "left_anti")
     with timed(JOB, "read scene headers", timings):
@@ -137,6 +139,7 @@ def score_scenes(
         "n_rejected": n_rejected,
         "images_per_s": round(n_windows / max(seconds, 1e-9), 2),
         "tile_px": stats["tile_px"],
+        "skipped_by_reason": dict(sorted(skipped.items())),
         "warnings": stats["warnings"],
         "maps_uri": maps_uri,
         "predictions_uri": predictions_uri,

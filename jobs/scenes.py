@@ -38,7 +38,7 @@ import hashlib
 import io
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +126,7 @@ class SceneOptions:
 # ---------------------------------------------------------------------------------- listing
 
 
-def list_scenes(spark: SparkSession, spec: str) -> tuple[DataFrame, Reader]:
+def list_scenes(spark: SparkSession, spec: str, skipped: Counter[str] | None = None) -> tuple[DataFrame, Reader]:
     """``(path, scene_id)`` rows of the scenes ``spec`` names, and the reader executors open them with.
 
     ``spec``: a folder (recursively; GDAL sidecar files are not scenes), a glob in its last
@@ -145,7 +145,7 @@ def list_scenes(spark: SparkSession, spec: str) -> tuple[DataFrame, Reader]:
 
     def files() -> Iterator[tuple[str, str]]:
         try:
-            for rel in location.iter_files():
+            for rel in location.iter_files(skipped=skipped):
                 if rel.lower().endswith(SIDECARS) or (pattern and not fnmatch.fnmatch(rel, pattern)):
                     continue
                 yield location.uri(*rel.split("/")), scene_id(rel)

@@ -27,6 +27,7 @@ import json
 import sys
 import time
 import urllib.request
+from collections import Counter
 from typing import Any
 
 from pyspark import StorageLevel
@@ -35,9 +36,10 @@ from pyspark.ml.feature import IndexToString
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from featurizers.image_featurizer import NOTE_COL
 from jobs import cli, config, grid, lock, scene_scoring
 from jobs.datasets import folders
-from jobs.predictions import prediction_table, top_k
+from jobs.predictions import counts_by_code, prediction_table, top_k
 from jobs.spark import get_spark, say, timed
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 
@@ -101,7 +103,11 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
                 spark, cfg, storage, model, card, run_id, _labels(model), done, timings, run_lock.check
             )
             return {**summary, **_card_fields(card), **counts, "seconds": round(time.time() - started, 2)}
-        tiles = folders.load_unlabelled(spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed, exclude=done)
+        skipped: Counter[str] = Counter()
+        tiles = folders.load_unlabelled(
+            spark, open_storage(cfg.tiles, spark), cfg.sample_frac, cfg.seed, exclude=done, skipped=skipped
+        )
+        summary["skipped_by_reason"] = dict(sorted(skipped.items()))  # listed, not data: see folders
         if cfg.incremental and tiles.isEmpty():
             say(JOB, "nothing new to score")
             return {
@@ -140,6 +146,8 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
             )
         n_tiles = written.count()
         n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
+        summary["rejected_by_reason"] = counts_by_code(written, "reject_reason")
+        summary["pixel_notes"] = counts_by_code(written, NOTE_COL)
         seconds = timings["featurize, predict and write"]
         return {
             **summary,

@@ -30,10 +30,12 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -117,12 +119,15 @@ class Storage(ABC):
         """Removes one file; no error if it is already gone."""
 
     @abstractmethod
-    def iter_files(self, *parts: str) -> Iterator[str]:
+    def iter_files(self, *parts: str, skipped: Counter[str] | None = None) -> Iterator[str]:
         """Paths (relative to ``parts``, '/'-separated) of every file below, recursively, as listed.
 
-        A generator, so that a listing of millions of tiles never sits in memory whole; names
-        starting with ``.`` or ``_`` are not data and are left out. Raises :class:`StorageError`
-        (when first advanced) if ``parts`` is not a folder.
+        A generator, so that a listing of millions of tiles never sits in memory whole. What is
+        left out is counted by reason in ``skipped``: names starting with ``.`` or ``_``
+        (``hidden``: not data, as Hadoop tools treat them); locally also FIFOs, sockets and
+        devices (``not_a_file``: reading one would hang), dangling links (``broken_link``) and
+        folders reached a second time through a link (``link_loop``). Raises
+        :class:`StorageError` (when first advanced) if ``parts`` is not a folder.
         """
 
     @abstractmethod
@@ -274,22 +279,36 @@ class LocalStorage(Storage):
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def iter_files(self, *parts: str) -> Iterator[str]:
+    def iter_files(self, *parts: str, skipped: Counter[str] | None = None) -> Iterator[str]:
         top = self._path(*parts)
         if not top.is_dir():
             raise StorageError(f"folder not found: {top}")
+        skipped = Counter() if skipped is None else skipped
+        seen = {_identity(top)}  # folders listed, by device and inode: links may loop
         folders = [""]  # scandir, not os.walk: walk holds a whole folder's names in a list
         while folders:
             rel = folders.pop()
             with os.scandir(top / rel if rel else top) as entries:
                 for entry in entries:
                     if entry.name.startswith(HIDDEN):
+                        skipped["hidden"] += 1
                         continue
                     name = f"{rel}/{entry.name}" if rel else entry.name
-                    if entry.is_dir():
+                    try:
+                        st = entry.stat()  # follows links
+                    except OSError:
+                        skipped["broken_link"] += 1
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        if (st.st_dev, st.st_ino) in seen:
+                            skipped["link_loop"] += 1
+                            continue
+                        seen.add((st.st_dev, st.st_ino))
                         folders.append(name)
-                    else:
+                    elif stat.S_ISREG(st.st_mode):
                         yield name
+                    else:
+                        skipped["not_a_file"] += 1
 
     def list_folders(self, *parts: str) -> list[str]:
         top = self._path(*parts)
@@ -441,7 +460,7 @@ class HadoopStorage(Storage):
         old = self.read_bytes(*parts).decode() if self.exists(*parts) else ""
         self.write_bytes((old + line.rstrip("\n") + "\n").encode(), *parts)
 
-    def iter_files(self, *parts: str) -> Iterator[str]:
+    def iter_files(self, *parts: str, skipped: Counter[str] | None = None) -> Iterator[str]:
         fs, path = self._fs(*parts)
         if not fs.exists(path):
             raise StorageError(f"folder not found: {self.uri(*parts)}")
@@ -451,6 +470,8 @@ class HadoopStorage(Storage):
             name = files.next().getPath().toString()[len(base) :]
             if not any(p.startswith(HIDDEN) for p in name.split("/")):
                 yield name
+            elif skipped is not None:
+                skipped["hidden"] += 1
 
     def list_folders(self, *parts: str) -> list[str]:
         fs, path = self._fs(*parts)
@@ -514,6 +535,11 @@ class HadoopStorage(Storage):
         if not self.exists(*parts, CARD):
             raise StorageError(f"no saved model at {self.uri(*parts)}")
         return dict(self.read_json(*parts, CARD))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
 
 
 def _write_parts(df: DataFrame, uri: str, fmt: str) -> None:

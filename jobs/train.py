@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizers.export import sha256_file
-from featurizers.image_featurizer import ImageFeaturizer
+from featurizers.image_featurizer import NOTE_COL, ImageFeaturizer
 from featurizers.pixels import PixelFeaturizer
 from featurizers.rejects import MaskRejects
 from jobs import classifiers, cli, config, runs, tracking
@@ -96,6 +96,7 @@ def split_counts(features: DataFrame) -> dict[str, Any]:
     """Per split: images, featurized, rejected (by reason code), and images and featurized per label."""
     code = F.substring_index("reject_reason", ":", 1)
     rows = features.groupBy("split", "label", code.alias("code")).count().collect()  # splits x labels x codes
+    notes = features.groupBy("split", F.substring_index(NOTE_COL, ":", 1).alias("note")).count().collect()
     counts: dict[str, Any] = {}
     for split in (splits.TRAIN, splits.VAL, splits.TEST):
         rejected: dict[str, int] = {}
@@ -115,6 +116,7 @@ def split_counts(features: DataFrame) -> dict[str, Any]:
             "rejected_by_reason": rejected,
             "images_by_label": dict(sorted(images.items())),
             "featurized_by_label": dict(sorted(featurized.items())),
+            "pixel_notes": {r["note"]: int(r["count"]) for r in notes if r["split"] == split and r["note"]},
         }
     return counts
 
@@ -240,6 +242,9 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     counts["images_per_second"] = None if cached else round(total / max(timings[step], 1e-9), 2)
     counts["features_cached"] = cached
     warnings = check_labels(counts, location, split_info)
+    if split_info.get("skipped_by_reason"):
+        warnings.append(f"left out while listing (not images): {split_info['skipped_by_reason']}")
+        say(JOB, f"warning: {warnings[-1]}")
 
     good = feats.where(F.col("reject_reason").isNull())
     train_rows = good.where(F.col("split") == splits.TRAIN)

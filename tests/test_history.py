@@ -143,4 +143,4 @@ def test_pixel_featurizer_is_raw_pixels_over_255(spark, fixtures):
         np.testing.assert_array_equal(r["features"].toArray(), images[i].reshape(-1).astype(np.float32) / 255)
     data = (fixtures / "bad" / "rgb_odd_size.png").read_bytes()  # 37 x 301 RGB: grey, then resized
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("L").resize((28, 28)), dtype=np.float32) / 255
-    np.testing.assert_array_equal(grey_pixels(data, 28), expected.reshape(-1))
+    np.testing.assert_array_equal(grey_pixels(data, 28)[0], expected.reshape(-1))

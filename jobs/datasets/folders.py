@@ -17,7 +17,8 @@ Forest, Herbaceous, Shrub); a file's label is the first folder below the split, 
 sub-folders are allowed. Images may be PNG, JPEG, TIFF or anything Pillow opens, of any size.
 Every file is read: a file that is not an image, or an empty one, becomes a reject row
 downstream, never a silent drop. Names starting with ``.`` or ``_`` (``.DS_Store``, ``_SUCCESS``)
-are not data and are skipped, as Hadoop tools do.
+are not data and are skipped, as Hadoop tools do; so are FIFOs and devices, dangling links and
+folders a link loops back to. Each skip is counted by reason in the job's summary and record.
 
 Unlabelled tile sets are read recursively from one folder; ``label`` is null.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import pandas as pd
@@ -63,7 +65,7 @@ def relative_key(location: Storage) -> Column:
     return F.substring(F.col("path"), len(location.uri().rstrip("/")) + 2, 1 << 30)
 
 
-def class_files(location: Storage) -> Iterator[tuple[str, str]]:
+def class_files(location: Storage, skipped: Counter[str] | None = None) -> Iterator[tuple[str, str]]:
     """``(relative path, label)`` for each file of a ``<label>/<image>`` tree, as listed.
 
     Raises :class:`LayoutError`, while iterating, for a file directly under the root or a
@@ -71,7 +73,7 @@ def class_files(location: Storage) -> Iterator[tuple[str, str]]:
     """
     found = False
     try:
-        for name in location.iter_files():
+        for name in location.iter_files(skipped=skipped):
             if "/" not in name:
                 raise LayoutError(
                     f"{location.uri(name)}: a file directly under the data root; expected <label>/<image> "
@@ -85,14 +87,14 @@ def class_files(location: Storage) -> Iterator[tuple[str, str]]:
         raise LayoutError(f"{location.uri()}: no class folders; expected <label>/<image> or train/ and test/")
 
 
-def labelled_files(location: Storage, split: str) -> Iterator[tuple[str, str]]:
+def labelled_files(location: Storage, split: str, skipped: Counter[str] | None = None) -> Iterator[tuple[str, str]]:
     """``(relative path, label)`` for each file under ``<split>/``, as listed.
 
     Raises :class:`LayoutError`, while iterating, when the layout is off.
     """
     found = False
     try:
-        for name in location.iter_files(split):
+        for name in location.iter_files(split, skipped=skipped):
             if "/" not in name:
                 raise LayoutError(
                     f"{location.uri(split)}: a file directly under the split ({name}); expected <split>/<label>/<image>"
@@ -205,15 +207,26 @@ def load_labelled(
 
 
 def load_unlabelled(
-    spark: SparkSession, location: Storage, fraction: float = 1.0, seed: int = 42, exclude: DataFrame | None = None
+    spark: SparkSession,
+    location: Storage,
+    fraction: float = 1.0,
+    seed: int = 42,
+    exclude: DataFrame | None = None,
+    skipped: Counter[str] | None = None,
 ) -> DataFrame:
-    """Image rows for every file under ``location`` (less ``exclude``'s paths), with a null ``label``."""
+    """Image rows for every file under ``location`` (less ``exclude``'s paths), with a null
+    ``label``; what the listing left out is counted in ``skipped``. A folder with no file to
+    score is a :class:`LayoutError`."""
 
     def files() -> Iterator[tuple[str, None]]:
+        found = False
         try:
-            for path in location.iter_files():
+            for path in location.iter_files(skipped=skipped):
+                found = True
                 yield path, None
         except StorageError as exc:
             raise LayoutError(f"tile folder: {exc}") from None
+        if not found:
+            raise LayoutError(f"tile folder {location.uri()}: no files to score")
 
     return read_files(spark, location, files(), fraction, seed, exclude)

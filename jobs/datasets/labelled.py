@@ -14,6 +14,7 @@ Every row also has ``key``: the image's name relative to the data root.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,12 +45,14 @@ def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Stor
         return rows, {"method": "the data set's own train and test files"} | _common(cfg), location
     root = ucmerced.locate(cfg.data) if cfg.dataset == "ucmerced" else cfg.data
     location = open_storage(root, spark)
+    skipped: Counter[str] = Counter()
     if folders.is_pre_split(location):
-        names = _pre_split_names(spark, location, cfg)
+        names = _pre_split_names(spark, location, cfg, skipped)
         info = {"method": "the data set's train/ and test/ folders"}
     else:
-        names = _class_folder_names(spark, location, cfg)
+        names = _class_folder_names(spark, location, cfg, skipped)
         info = {"method": "seeded stratified split of <label>/ folders", "train_ratio": cfg.train_ratio}
+    info["skipped_by_reason"] = dict(sorted(skipped.items()))  # listed but not data (see folders)
     names = splits.carve_val(names, F.col("key"), cfg.val_ratio, cfg.seed).persist()
     n = names.count()
     spread = names.repartition(max(spark.sparkContext.defaultParallelism, -(-n // folders.FILES_PER_PARTITION)))
@@ -71,17 +74,17 @@ def _sampled(names: DataFrame, cfg: Any) -> DataFrame:
     return parts[0].unionByName(parts[1])
 
 
-def _pre_split_names(spark: SparkSession, location: Storage, cfg: Any) -> DataFrame:
+def _pre_split_names(spark: SparkSession, location: Storage, cfg: Any, skipped: Counter[str]) -> DataFrame:
     frames = []
     for s in (splits.TRAIN, splits.TEST):
-        listed = folders.uris(location, folders.labelled_files(location, s))
+        listed = folders.uris(location, folders.labelled_files(location, s, skipped))
         frames.append(folders.names_frame(spark, listed).withColumn("split", F.lit(s)))
     names = frames[0].unionByName(frames[1]).withColumn("key", folders.relative_key(location))
     return _sampled(names, cfg)
 
 
-def _class_folder_names(spark: SparkSession, location: Storage, cfg: Any) -> DataFrame:
-    names = folders.names_frame(spark, folders.uris(location, folders.class_files(location))).withColumn(
+def _class_folder_names(spark: SparkSession, location: Storage, cfg: Any, skipped: Counter[str]) -> DataFrame:
+    names = folders.names_frame(spark, folders.uris(location, folders.class_files(location, skipped))).withColumn(
         "key", folders.relative_key(location)
     )
     counts = {r["label"]: int(r["count"]) for r in names.groupBy("label").count().collect()}  # one row a class
