@@ -88,6 +88,9 @@ def decode_rgb_noted(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if orientation not in (1, None):
         img = ImageOps.exif_transpose(img)
         notes.append(f"exif_rotated: orientation {orientation}")
+    samples = getattr(img, "tag_v2", {}).get(SAMPLES_PER_PIXEL)  # TIFF: Pillow may keep fewer bands
+    if isinstance(samples, int) and samples > len(img.getbands()):
+        notes.append(f"bands_1_3: {samples} bands stored, 3 used")
     rgb, band_note = _to_rgb(img)
     notes.append(band_note)
     found = [n for n in notes if n]
@@ -95,6 +98,7 @@ def decode_rgb_noted(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -
 
 
 ORIENTATION = 0x0112  # the EXIF tag
+SAMPLES_PER_PIXEL = 277  # the TIFF tag
 
 
 def _pages_note(img: Image.Image) -> str | None:
@@ -122,7 +126,7 @@ def _to_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
         note = None if alpha.min() == 255 else f"alpha_dropped: {float((alpha < 255).mean()):.0%} not opaque"
         return img.convert("RGB"), note
     if mode == "RGBX":
-        return img.convert("RGB"), "bands_1_3: band 4 of 4 unused"
+        return img.convert("RGB"), "bands_1_3: 4 bands stored, 3 used"
     if mode == "CMYK":
         return img.convert("RGB"), "cmyk_converted: CMYK to RGB"
     return _grey_or_palette(img), None

@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from jobs.datasets import DatasetError
 from jobs.lock import LockedError
 from jobs.names import NameError_
 from jobs.redact import redact, redact_obj
+from jobs.spark import progress_to_stderr
 from jobs.storage import StorageError
 
 EXIT_OK = 0
@@ -69,14 +71,19 @@ def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = N
     pre = argparse.ArgumentParser(add_help=False)
     add_summary_flag(pre)
     summary_file = pre.parse_known_args(sys.argv[1:] if argv is None else argv)[0].summary_file
-    try:
-        summary = main()
-    except BAD_INPUT as exc:
-        print(f"{job}: error: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except LockedError as exc:
-        print(f"{job}: locked: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_LOCKED
+    with progress_to_stderr():
+        try:
+            summary = main()
+        except BAD_INPUT as exc:
+            print(f"{job}: error: {redact(str(exc))}", file=sys.stderr, flush=True)
+            return EXIT_BAD_INPUT
+        except LockedError as exc:
+            print(f"{job}: locked: {redact(str(exc))}", file=sys.stderr, flush=True)
+            return EXIT_LOCKED
+        except Exception:  # unexpected: the trace is for whoever debugs it, on stderr, secrets out
+            print(redact(traceback.format_exc()), file=sys.stderr, flush=True)
+            print(f"{job}: failed (exit {EXIT_FAILED}); the trace above says where", file=sys.stderr, flush=True)
+            return EXIT_FAILED
     line = json.dumps(redact_obj(summary), sort_keys=False)
     if summary_file:
         Path(summary_file).write_text(line + "\n", encoding="utf-8")

@@ -167,8 +167,8 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
         raise ConfigError(f"{conf_path}: unknown keys {', '.join(unknown)}")
     known = _fields(cls)
     mine = {k: v for k, v in values.items() if k in known}
-    hints = typing.get_type_hints(cls)
-    for key, value in mine.items():
+    hints = typing.get_type_hints(ScoreConfig) | typing.get_type_hints(TrainConfig)
+    for key, value in values.items():  # every key, the other job's too: a conf is checked whole
         if not _is_a(value, hints[key]):
             expected = _describe(hints[key])
             raise ConfigError(f"{conf_path}: {key} = {value!r} is {_toml_type(value)}, expected {expected}")

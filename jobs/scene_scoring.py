@@ -113,7 +113,7 @@ def score_scenes(
         F.lit(card["run_id"]).alias("model_version"),
         F.lit(run_id).alias("run_id"),
     )
-    with timed(JOB, "read windows, featurize and predict", timings):
+    with timed(JOB, "read windows, featurize and predict", timings, spark, stats["windows"]):
         scored = out.persist(StorageLevel.MEMORY_AND_DISK)
         n_windows = scored.count()
     if cfg.smooth:

@@ -131,7 +131,7 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
         if cfg.smooth:
             # Neighbours need each other's predictions: score once, then vote.
             out = grid.smooth(out.persist(StorageLevel.MEMORY_AND_DISK))
-        with timed(JOB, "featurize, predict and write", timings):
+        with timed(JOB, "featurize, predict and write", timings, spark):
             predictions_uri = storage.write_table(out, PREDICTIONS, name, run_id, before_commit=run_lock.check)
         written = storage.read_table(spark, PREDICTIONS, name, run_id)
         csv_uri = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 
 from pyspark.sql import SparkSession
 
@@ -34,7 +36,8 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
         SparkSession.builder.appName(app_name)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_RECORDS_PER_BATCH))
         .config("spark.sql.files.openCostInBytes", FILE_OPEN_COST)
-        .config("spark.ui.showConsoleProgress", "true")
+        # Spark's progress bar only where someone watches: in a log file it is noise.
+        .config("spark.ui.showConsoleProgress", str(stderr_is_terminal()).lower())
         .config("spark.sql.session.timeZone", "UTC")
     )
     # spark-submit starts the JVM with its --master (local[*] by default) and tells the Python
@@ -55,15 +58,86 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
     return spark
 
 
+class JvmStderr(io.TextIOBase):
+    """The launching JVM's stderr, for Python's: spark-submit merges the Python driver's stdout
+    and stderr into its own stdout, where only the job's JSON summary belongs."""
+
+    def __init__(self) -> None:
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts no context
+        self._err = SparkContext._jvm.System.err  # type: ignore[union-attr]
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._err.print(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._err.flush()
+
+
+def under_spark_submit() -> bool:
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress lands on a terminal (under spark-submit: the launcher's stderr)."""
+    if not under_spark_submit():
+        return sys.stderr.isatty()
+    try:
+        return os.readlink(f"/proc/{os.getppid()}/fd/2").startswith(("/dev/pts/", "/dev/tty"))
+    except OSError:
+        return False
+
+
+@contextmanager
+def progress_to_stderr() -> Iterator[None]:
+    """Under spark-submit, sends what Python writes to stderr (progress, argparse's messages,
+    warnings, tracebacks) to the launcher's stderr; elsewhere stderr is left as it is."""
+    if not under_spark_submit():
+        yield
+        return
+    with redirect_stderr(JvmStderr()):
+        yield
+
+
 def say(job: str, message: str) -> None:
     """One progress line on stderr (stdout carries only the final JSON summary)."""
     print(f"[{job} {time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
 
 
+PROGRESS_S = 30.0  # seconds between progress lines of a long step
+
+
 @contextmanager
-def timed(job: str, what: str, timings: dict[str, float]) -> Iterator[None]:
+def timed(
+    job: str, what: str, timings: dict[str, float], spark: SparkSession | None = None, images: int | None = None
+) -> Iterator[None]:
+    """Times a step; with ``spark``, says every :data:`PROGRESS_S` how far its Spark stages are
+    (and, given the step's ``images``, about how many images a second that is)."""
     say(job, f"{what} ...")
     start = time.perf_counter()
-    yield
+    stop = threading.Event()
+    if spark is not None:
+        args = (spark, job, what, start, stop, images)
+        threading.Thread(target=_report, args=args, name="progress", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
     timings[what] = round(time.perf_counter() - start, 3)
     say(job, f"{what}: {timings[what]:.1f} s")
+
+
+def _report(spark: SparkSession, job: str, what: str, start: float, stop: threading.Event, images: int | None) -> None:
+    tracker = spark.sparkContext.statusTracker()
+    while not stop.wait(PROGRESS_S):
+        infos = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+        done = sum(i.numCompletedTasks for i in infos if i)
+        total = sum(i.numTasks for i in infos if i)
+        elapsed = time.perf_counter() - start
+        rate = f", ~{images * done / total / elapsed:.1f} images/s" if images and total else ""
+        say(job, f"{what}: {done}/{total} tasks of the running stages done after {elapsed:.0f} s{rate}")

@@ -234,7 +234,7 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
     featurizer, onnx_uri = make_featurizer(cfg, storage, timings)
 
     step = "featurize"
-    with timed(JOB, step, timings):  # a cache miss featurizes while writing the cache
+    with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
         feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
         feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
         total = feats.count()

@@ -81,8 +81,10 @@ def submit(script: str, *args: str, master: str | None = None) -> dict:
 
 
 def summary_of(stdout: str) -> dict:
-    # spark-submit merges the job's stderr (progress) into stdout; the summary is the last line.
-    return json.loads(stdout.strip().splitlines()[-1])
+    # stdout carries the JSON summary and nothing else (progress goes to the launcher's stderr).
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, lines[:20]
+    return json.loads(lines[0])
 
 
 @pytest.fixture(scope="session")

@@ -153,3 +153,49 @@ def test_smooth_flag_adds_the_column(spark, model_storage, fixtures, tmp_path):
     summary = _score(spark, model_storage, tiles, smooth="3x3")
     rows = spark.read.parquet(summary["predictions_uri"]).collect()
     assert len(rows) == 4 and all(r["smoothed_label"] in AERIAL_LABELS for r in rows)
+
+
+def test_every_tile_is_accounted_for_and_progress_is_reported(
+    spark, model_storage, fixtures, tmp_path, capsys, monkeypatch
+):
+    from PIL import Image
+
+    from jobs import spark as spark_mod
+
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    src = sorted((fixtures / "aerial" / "test" / "Forest").iterdir())[0]
+    shutil.copy(src, tiles / "plain.png")
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.open(src).convert("RGB").save(tiles / "turned.jpg", exif=exif.tobytes())
+    (tiles / ".hidden.png").write_bytes(src.read_bytes())
+    os.mkfifo(tiles / "pipe.png")
+    monkeypatch.setattr(spark_mod, "PROGRESS_S", 0.2)
+    args = ["--output_model_name", "m", "--tiles", str(tiles), "--storage", str(model_storage.root)]
+    assert score.main(args) == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["n_tiles"] == 2 and summary["skipped_by_reason"] == {"hidden": 1, "not_a_file": 1}
+    assert summary["pixel_notes"] == {"exif_rotated": 1} and summary["rejected_by_reason"] == {}
+    assert "tasks of the running stages done after" in err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert score.main([*args[:2], "--tiles", str(empty), *args[4:]]) == cli.EXIT_BAD_INPUT
+    assert "no files to score" in capsys.readouterr().err
+
+
+def test_a_damaged_saved_model_is_refused_in_one_line(spark, model_storage, fixtures, tmp_path, capsys):
+    root = LocalStorage(tmp_path / "copy")
+    shutil.copytree(model_storage.root / "trainedmodels", root.root / "trainedmodels")
+    model = root.root / "trainedmodels" / "m"
+    args = ["--output_model_name", "m", "--tiles", str(fixtures / "aerial" / "test"), "--storage", str(root.root)]
+    onnx = next(model.glob("stages/0_*/model.onnx"))
+    onnx.write_bytes(onnx.read_bytes()[:-100])
+    assert score.main(args) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "corrupted (its sha256 differs" in err[-1] and not any("Traceback" in line for line in err)
+    shutil.rmtree(next(model.glob("stages/3_*")))
+    assert score.main(args) == cli.EXIT_BAD_INPUT
+    assert "incomplete saved model, stage 3_" in capsys.readouterr().err

@@ -55,6 +55,7 @@ def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Stor
     info["skipped_by_reason"] = dict(sorted(skipped.items()))  # listed but not data (see folders)
     names = splits.carve_val(names, F.col("key"), cfg.val_ratio, cfg.seed).persist()
     n = names.count()
+    info["listed"] = n  # images of every split, after sampling
     spread = names.repartition(max(spark.sparkContext.defaultParallelism, -(-n // folders.FILES_PER_PARTITION)))
     return folders.attach_images(spark, location, spread), info | _common(cfg), location
 

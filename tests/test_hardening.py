@@ -1,0 +1,103 @@
+"""Hostile and careless inputs, case by case: each gets a counted skip, a note, or one line and exit 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from featurizers.preprocess import decode_rgb_noted
+from jobs import cli, config, redact, train
+from jobs.datasets import mnist
+from jobs.storage import LocalStorage
+
+
+def _png(colour: tuple[int, ...] = (10, 200, 30), mode: str = "RGB", **save: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (40, 24), colour).save(buf, format=str(save.pop("format", "PNG")), **save)
+    return buf.getvalue()
+
+
+def test_listing_counts_what_it_leaves_out_and_never_hangs_or_loops(tmp_path):
+    root = tmp_path / "tiles"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_bytes(_png())
+    (root / ".DS_Store").write_bytes(b"")
+    (root / "_SUCCESS").write_bytes(b"")
+    os.mkfifo(root / "a" / "pipe.png")  # reading it would block forever
+    os.symlink(root, root / "a" / "loop")  # a folder linking back up: 40 copies without a guard
+    os.symlink(tmp_path / "missing.png", root / "dangling.png")
+    skipped: Counter[str] = Counter()
+    files = list(LocalStorage(root).iter_files(skipped=skipped))
+    assert files == ["a/x.png"]
+    assert skipped == {"hidden": 2, "not_a_file": 1, "link_loop": 1, "broken_link": 1}
+
+
+def test_pixels_changed_before_featurizing_are_noted():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to view
+    img, note = decode_rgb_noted(_png(format="JPEG", exif=exif.tobytes()))
+    assert img.size == (24, 40) and note == "exif_rotated: orientation 6"
+    stack = io.BytesIO()  # two full-size pages: a stack, not overviews
+    Image.new("RGB", (40, 24), (1, 2, 3)).save(
+        stack, format="TIFF", save_all=True, append_images=[Image.new("RGB", (40, 24))]
+    )
+    assert decode_rgb_noted(stack.getvalue())[1] == "first_page: 1 of 2 pages used"
+    overview = io.BytesIO()  # a reduced second page (an overview) changes nothing
+    Image.new("RGB", (40, 24)).save(overview, format="TIFF", save_all=True, append_images=[Image.new("RGB", (20, 12))])
+    assert decode_rgb_noted(overview.getvalue())[1] is None
+    four = Image.fromarray(np.dstack([np.full((24, 40), v, np.uint8) for v in (10, 20, 30, 40)]), "RGBX")
+    buf = io.BytesIO()
+    four.save(buf, format="TIFF")
+    rgb, note = decode_rgb_noted(buf.getvalue())
+    assert note == "bands_1_3: 4 bands stored, 3 used" and rgb.getpixel((0, 0)) == (10, 20, 30)
+    assert decode_rgb_noted(_png((1, 2, 3, 255), "RGBA"))[1] is None  # opaque alpha: nothing lost
+    assert decode_rgb_noted(_png((1, 2, 3, 0), "RGBA"))[1] == "alpha_dropped: 100% not opaque"
+    assert decode_rgb_noted(_png())[1] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('sample_frac = "0.5"', "sample_frac = '0.5' is a string, expected a number"),
+        ('top_k = "3"', "top_k = '3' is a string, expected an integer"),
+        ("d4 = 1", "d4 = 1 is an integer, expected true or false"),
+        ('[logisticregression]\nregParam = "x"', "regParam = 'x': not a valid value"),
+        ("pool_grid = 100\nd4 = false", "pool_grid 100: the cut's last feature map is 8 x 8 at 256 px"),
+        ("pool_grid = 0", "pool_grid 0 must be a positive integer"),
+    ],
+)
+def test_conf_values_of_the_wrong_type_are_one_line_errors(tmp_path, capsys, body, message):
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'pretrained_model_type = "efficientnet_lite0"\n{body}\n')
+    args = ["--conf", str(conf), "--storage", str(tmp_path / "s"), "--data", str(tmp_path / "none")]
+    assert train.main(args) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and not any("Traceback" in line for line in err)
+
+
+def test_conf_naming_a_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(config.ConfigError, match="is a folder: name a TOML file"):
+        config.build(config.TrainConfig, str(tmp_path), {})
+
+
+def test_mnist_labels_without_a_class_name_fail_on_the_driver(fixtures, tmp_path, spark):
+    location = LocalStorage(fixtures / "idx")
+    labels = np.load(fixtures / "idx_train_labels.npy")
+    few = [str(i) for i in range(int(labels.max()))]  # one name short
+    with pytest.raises(mnist.MnistFormatError, match=f"labels of {int(labels.max())} or less have no class name"):
+        mnist.load_split(spark, location, "train", class_names=few)
+
+
+def test_signatures_never_reach_logs_or_records():
+    url = "https://acct.blob.core.windows.net/c/data?sv=2024-01-01&se=2030-01-01&sr=c&sp=rl&sig=c2VjcmV0%2Bsig"
+    shown = redact.redact(f"reading {url}")
+    assert "c2VjcmV0" not in shown and "se=2030-01-01" in shown and "sig=REDACTED" in shown
+    conn = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net"
+    assert "a2V5a2V5" not in json.dumps(redact.redact_obj({"data": url, "list": [conn], url: 1}))
+    assert redact.redact("https://user:hunter2@host/x") == "https://user:REDACTED@host/x"
