@@ -369,9 +369,17 @@ class BlobStorage(Storage):
             raise describe(exc, what) from None
 
     def check(self) -> None:
-        """Fails early, with one line, when the container is missing or the credentials are wrong."""
-        if not self._call(f"container {self.container_name}", self.client.exists):
-            raise StorageError(f"container {self.container_name} not found in account {self.creds.account}")
+        """Fails early, with one line, when the container is missing or the credentials are wrong.
+
+        One listing request: a container SAS may list but not read the container's properties."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            next(self.client.list_blobs(results_per_page=1).by_page(), None)
+        except ResourceNotFoundError:
+            raise StorageError(f"container {self.container_name} not found in account {self.creds.account}") from None
+        except Exception as exc:
+            raise describe(exc, f"container {self.container_name}") from None
 
     def exists(self, *parts: str) -> bool:
         return bool(self._call(f"exists {self.uri(*parts)}", self.client.get_blob_client(self._name(*parts)).exists))

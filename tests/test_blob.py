@@ -201,11 +201,11 @@ def test_scoring_rides_out_a_storage_outage(env, azurite, blob_runs, tmp_path, s
     cmd, env_vars = submit_command(
         "score.py", "--output_model_name", "aerial_lr", "--tiles", "az://tiles/outage", "--storage", "az://models/root"
     )
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    assert proc.stdout is not None
+    assert proc.stderr is not None
     try:
-        for line in proc.stdout:  # wait until executors are reading tiles from storage
+        for line in proc.stderr:  # progress: wait until executors are reading tiles from storage
             lines.append(line)
             if "featurize, predict and write ..." in line:
                 break
@@ -213,13 +213,117 @@ def test_scoring_rides_out_a_storage_outage(env, azurite, blob_runs, tmp_path, s
         azurite.stop()
         time.sleep(10)
         azurite.start()
-        rest, _ = proc.communicate(timeout=600)
+        out, rest = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:  # never leave a driver behind
             proc.kill()
-    out = "".join(lines) + rest
-    assert proc.returncode == 0, out[-3000:]
-    summary = summary_of(out)
+    assert proc.returncode == 0, ("".join(lines) + rest)[-3000:]
+    summary = summary_of(out)  # stdout: the summary alone
     root = open_storage("az://models/root")
     rows = root.read_table(spark, "predictions", "aerial_lr", summary["run_id"]).select("tile").collect()
     assert summary["n_tiles"] == len(rows) == len({r["tile"] for r in rows}) == 600
+
+
+HOSTILE_TILES = ["a #1.png", "b?x=1.png", "c%20d.png", "ünï cödé.png", "e&f;g.png"]
+
+
+def test_names_with_url_characters_round_trip_from_listing_to_predictions(env, blob_runs, fixtures, tmp_path, spark):
+    src = sorted((fixtures / "aerial" / "test" / "Forest").iterdir())[0]
+    local = tmp_path / "hostile"
+    local.mkdir()
+    for name in HOSTILE_TILES:
+        shutil.copy(src, local / name)
+    assert convert.upload(str(local), "az://tiles/hostile", 4)["files"] == len(HOSTILE_TILES)
+    assert sorted(open_storage("az://tiles/hostile").list_files()) == sorted(HOSTILE_TILES)
+    root = blob_runs[0]
+    for tiles in ("az://tiles/hostile", f"https://{HOST}/tiles/hostile", str(local)):
+        cfg = config.ScoreConfig(output_model_name="aerial_lr", tiles=tiles, storage="az://models/root")
+        scored = score.score(spark, cfg, root)
+        rows = root.read_table(spark, "predictions", "aerial_lr", scored["run_id"]).collect()
+        assert sorted(r["tile"] for r in rows) == sorted(HOSTILE_TILES), tiles
+        assert all(r["reject_reason"] is None for r in rows)  # every one read, none cut at # or ?
+
+
+def test_a_sas_url_is_used_and_never_shown_or_recorded(env, blob_runs, capsys, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    sas = generate_container_sas(
+        ACCOUNT,
+        "tiles",
+        account_key=KEY,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    url = f"https://{HOST}/tiles/batch1?{sas}"
+    args = ["--output_model_name", "aerial_lr", "--tiles", url, "--storage", "az://models/root"]
+    assert score.main(args) == cli.EXIT_OK
+    out = capsys.readouterr()
+    assert signature not in out.out + out.err and json.loads(out.out)["n_tiles"] == len(BAD_EXPECTED)
+    root = open_storage("az://models/root")
+    root.write_json({"data": url}, "records", "r.json")  # what every run record goes through
+    assert signature not in root.read_bytes("records", "r.json").decode()
+    bad = url.replace(signature, "d3Jvbmc%3D")  # a wrong signature: one line, still not shown
+    assert score.main([*args[:3], bad, *args[4:]]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "access denied" in err and "d3Jvbmc" not in err
+
+
+def test_blob_lock_is_a_renewed_lease_and_a_lost_one_stops_the_run(env):
+    from azure.storage.blob import BlobLeaseClient
+
+    from jobs import lock
+
+    root = open_storage("az://models/locks")
+    first = lock.RunLock(root, ("_LOCK",), "first", timeout_s=300)
+    first.acquire()
+    try:
+        with pytest.raises(lock.LockedError, match=r"held by run first \(its lease is renewed\)"):
+            lock.RunLock(root, ("_LOCK",), "second", timeout_s=300).acquire()
+        first.check()
+        blob_client = root.client.get_blob_client(root._name("_LOCK"))
+        BlobLeaseClient(blob_client).break_lease(lease_break_period=0)  # as if it had lapsed
+        taker = lock.RunLock(root, ("_LOCK",), "taker", timeout_s=300)
+        taker.acquire()  # a lease that can be taken belongs to a dead run
+        with pytest.raises(lock.LockLostError, match="stopped before committing"):
+            first.check()
+        taker.release()
+    finally:
+        first.release()
+    assert not root.exists("_LOCK")
+    root.write_bytes(b'{"run_id": "died-before-leasing"}', "_LOCK")  # never leased: dead
+    with lock.held(root, ("_LOCK",), "next", 300) as held:
+        held.check()
+
+
+def test_blob_model_save_rolls_back_when_its_record_fails(env, spark):
+    from pyspark.ml import PipelineModel
+
+    from featurizers.rejects import MaskRejects
+
+    root = open_storage("az://models/rollback")
+    root.save_model(PipelineModel([MaskRejects(maskCols=["a"])]), TRAINED, "m", card={"run_id": "r1"})
+
+    def fail() -> None:
+        raise StorageError("index unwritable")
+
+    with pytest.raises(StorageError, match="index unwritable"):
+        root.save_model(PipelineModel([MaskRejects(maskCols=["b"])]), TRAINED, "m", card={"run_id": "r2"}, record=fail)
+    assert root.load_card(TRAINED, "m") == {"run_id": "r1"}
+    assert root.load_model(TRAINED, "m").stages[0].getOrDefault("maskCols") == ["a"]
+
+
+def test_hostile_model_names_touch_nothing_in_a_blob_root(env, capsys):
+    from test_storage import HOSTILE
+
+    root = open_storage("az://models/fuzz")
+    root.write_bytes(b"keep", "sentinel")
+    before = sorted(blob.name for blob in root.client.list_blobs())
+    for name in HOSTILE:
+        args = ["--output_model_name", name, "--storage", "az://models/fuzz"]
+        assert train.main([*args, "--data", "az://train/aerial"]) == cli.EXIT_BAD_INPUT
+        assert score.main([*args, "--tiles", "az://tiles/batch1"]) == cli.EXIT_BAD_INPUT
+        assert "is not a name" in capsys.readouterr().err
+    assert sorted(blob.name for blob in root.client.list_blobs()) == before
