@@ -3,7 +3,7 @@
 The storage root is laid out like the original sample's storage account:
 
 ``<root>/pretrainedmodels/``  exported ONNX networks and their model cards
-``<root>/trainedmodels/<name>/``  saved PipelineModels (featurizer + classifier + labels)
+``<root>/trainedmodels/<name>/``  saved PipelineModels (featurizer + classifier + labels) with ``card.json``
 ``<root>/predictions/<name>/<run_id>/``  scored tile sets (Parquet parts, then ``_SUCCESS``)
 ``<root>/maps/<name>/<run_id>/``  land-use maps of scored scenes (jobs/maps.py)
 ``<root>/changes/<name>/<run_a>__<run_b>/``  change between two scene runs (jobs/change.py)
