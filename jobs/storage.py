@@ -200,7 +200,20 @@ class Storage(ABC):
         return self.exists(*parts, SUCCESS)
 
 
-class LocalStorage(Storage):
+class SparkTables(Storage):
+    """Tables written by Spark itself, to a path Spark's Hadoop FileSystem opens."""
+
+    def write_table(
+        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
+    ) -> str:
+        _write_parts(df, self.uri(*parts), fmt)
+        if before_commit is not None:
+            before_commit()
+        self.write_bytes(b"", *parts, SUCCESS)
+        return self.uri(*parts)
+
+
+class LocalStorage(SparkTables):
     """A folder on the local file system (or a mount every executor shares)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -323,15 +336,6 @@ class LocalStorage(Storage):
     def writer(self) -> Storage:
         return self  # only a path: pickles as is
 
-    def write_table(
-        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
-    ) -> str:
-        _write_parts(df, self.uri(*parts), fmt)
-        if before_commit is not None:
-            before_commit()
-        self.write_bytes(b"", *parts, SUCCESS)
-        return self.uri(*parts)
-
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
         if not self.table_complete(*parts):
             raise StorageError(f"no complete table at {self.uri(*parts)}")
@@ -381,7 +385,7 @@ class LocalStorage(Storage):
         return dict(self.read_json(*parts, CARD))
 
 
-class HadoopStorage(Storage):
+class HadoopStorage(SparkTables):
     """Any URI Spark's Hadoop FileSystem opens (abfss://, hdfs://, s3a://, …), passed as is.
 
     Small files go through the JVM from the driver. Executors cannot read these URIs from
@@ -482,15 +486,6 @@ class HadoopStorage(Storage):
 
     def reader(self) -> Reader:
         raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")
-
-    def write_table(
-        self, df: DataFrame, *parts: str, fmt: str = "parquet", before_commit: Callable[[], None] | None = None
-    ) -> str:
-        _write_parts(df, self.uri(*parts), fmt)
-        if before_commit is not None:
-            before_commit()
-        self.write_bytes(b"", *parts, SUCCESS)
-        return self.uri(*parts)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
         return spark.read.parquet(self.uri(*parts))
