@@ -74,7 +74,7 @@ def test_losing_a_worker_mid_run_still_scores_every_tile_once(cluster, cluster_m
     for i in range(1200):
         shutil.copy(sources[i % len(sources)], tiles / f"t{i:05d}.png")
     cmd, env = submit_command(*score_args(tiles, root), master=cluster.url)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not cluster.state()["activeapps"]:
@@ -82,13 +82,13 @@ def test_losing_a_worker_mid_run_still_scores_every_tile_once(cluster, cluster_m
         time.sleep(12)  # the app's executors are featurizing by now
         running_when_killed = proc.poll() is None
         cluster.kill_worker(2)
-        out, _ = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:  # never leave a driver behind
             proc.kill()
     assert running_when_killed, "the scoring run ended before the worker was killed"
-    assert proc.returncode == 0, out[-3000:]
-    summary = summary_of(out)
+    assert proc.returncode == 0, err[-3000:]
+    summary = summary_of(out)  # stdout: the summary alone, progress went to stderr
     rows = spark.read.parquet(summary["predictions_uri"]).select("tile").collect()
     assert summary["n_tiles"] == len(rows) == len({r["tile"] for r in rows}) == 1200
     assert sum(w["state"] != "ALIVE" for w in cluster.state()["workers"]) == 1
