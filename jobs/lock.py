@@ -58,13 +58,14 @@ class RunLock:
         self.token = uuid.uuid4().hex
         self.lease = storage.lease(*parts)  # None where storage has no leases
         self.lost = False
+        self._since = time.time()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
     def _body(self) -> bytes:
         now = time.time()
         holder = {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(), "token": self.token}
-        return json.dumps({**holder, "since": getattr(self, "_since", now), "heartbeat": now}).encode()
+        return json.dumps({**holder, "since": self._since, "heartbeat": now}).encode()
 
     def _holder(self) -> dict[str, Any] | None:
         try:

@@ -145,8 +145,8 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
                 before_commit=run_lock.check,
             )
         n_tiles = written.count()
-        n_rejected = written.where(F.col("reject_reason").isNotNull()).count()
         summary["rejected_by_reason"] = counts_by_code(written, "reject_reason")
+        n_rejected = sum(summary["rejected_by_reason"].values())  # every reject has a code
         summary["pixel_notes"] = counts_by_code(written, NOTE_COL)
         seconds = timings["featurize, predict and write"]
         return {
