@@ -44,6 +44,7 @@ setup(
             "ipykernel>=6.29",
             "matplotlib>=3.8",
             "mlflow-skinny>=2.16",
+            "psutil>=5.9",  # tests find and kill training processes
         ],
     },
 )

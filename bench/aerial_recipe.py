@@ -36,7 +36,7 @@ def trunk_onnx(name: str) -> bytes:
     from featurizers.export import _build
     from featurizers.zoo import get_entry
 
-    module, _, _ = _build(get_entry(name), None)
+    module, _, _, _ = _build(get_entry(name), None)
     module.eval()
     buf = io.BytesIO()
     with torch.no_grad():

