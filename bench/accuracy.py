@@ -30,6 +30,8 @@ UCMERCED = ["--dataset", "ucmerced", "--data", str(MIRROR / "ucmerced")]
 RUNS = {
     "ucmerced_defaults": UCMERCED,
     "ucmerced_defaults_train50": [*UCMERCED, "--train_ratio", "0.5"],
+    # The defaults with the network quantized to int8 (calibrated on 64 training images).
+    "ucmerced_defaults_int8": [*UCMERCED, "--precision", "int8"],
     "ucmerced_demo_conf": ["--conf", "conf/aerial_demo.toml", *UCMERCED[2:]],
     "mnist_defaults": ["--dataset", "mnist", "--data", ".cache/demo/mnist"],
     "mnist_lite0_lr": [

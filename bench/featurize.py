@@ -1,22 +1,26 @@
-"""Featurization speed, measured in one run on the same ONNX network and the same files.
+"""Featurization speed, side by side in one run: the same 2,000 real aerial images, the same ONNX
+file, the same cores, each way in its own process.
 
-    python bench/featurize.py [--models resnet18 alexnet] [--images 2000] [--out FILE]
+    python bench/featurize.py [--models efficientnet_lite0] [--images 2000] [--passes 2] [--out FILE]
 
-Three ways over identical inputs (real NEON aerial tiles, repeated to ``--images`` files):
+Ways (``--engine`` runs one of them in a child process; the parent compares them):
 
-* ``plain``: one process, one onnxruntime session using every core, read -> decode ->
-  preprocess -> run in batches. The reference a Spark engine is held to.
-* ``spark_onnx``: the ImageFeaturizer's default engine on ``local[*]``.
-* ``spark_synapseml``: the same Transformer on SynapseML's ONNXModel.
+* ``plain_fp32`` / ``plain_int8``: one process, one onnxruntime session on every core, read ->
+  decode -> preprocess -> run in batches: the ceiling a Spark engine is held to.
+* ``spark_fp32`` / ``spark_int8``: this project's ImageFeaturizer (``onnx`` engine) on ``local[*]``.
+* ``predict_batch_udf``: ``pyspark.ml.functions.predict_batch_udf`` with onnxruntime, as its docs
+  show: ``binaryFile`` -> a pandas UDF that decodes and prepares each image into a flattened
+  tensor column -> ``predict_batch_udf`` with ``input_tensor_shapes``.
+* ``ray_data``: Ray Data ``read_binary_files`` -> ``map_batches`` with an actor pool of
+  onnxruntime predictors (one per core), as Ray's batch-inference docs show (``bench`` extra).
+* ``synapseml``: the ImageFeaturizer on SynapseML's ONNXModel (one steady pass, 12 GB driver).
 
-Each Spark engine runs in its own Spark application (a child process of this script), as a
-job would: the ``onnx`` engine without the SynapseML jars.
-
-Networks carry random weights (speed does not depend on their values). Each way makes full
-passes over the files: the first ("cold") includes building onnxruntime sessions (in Spark,
-one in each Python worker); "steady" is the median of ``--passes`` more (3; SynapseML 1), as
-single passes on a shared 2-core machine vary by 10% and more. Ratios are taken on steady
-figures, and the cold ones are reported beside them. Prints a table and writes a JSON report.
+Images are UC Merced's (real aerial scenes, 256 px JPEG), ``--images`` of them; every way decodes
+and prepares them exactly as the featurizer does. int8 is the fp32 file quantized by
+:mod:`featurizers.quantize`, calibrated on 64 of the images. Each way makes one cold pass (sessions
+and workers start) and ``--passes`` steady passes; images/s is the steady median; CPU-seconds per
+image counts every process of the way (the child and all it started) over the steady passes.
+Writes ``bench/out/featurize.json`` with per-network ``ratios``.
 """
 
 from __future__ import annotations
@@ -25,195 +29,301 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from featurizers import export  # noqa: E402
 from featurizers.image_featurizer import ImageFeaturizer, featurize_batch  # noqa: E402
-from featurizers.zoo import get_entry  # noqa: E402
-from jobs.datasets import folders  # noqa: E402
+from featurizers.preprocess import prepare  # noqa: E402
+from featurizers.quantize import cpu_has_vnni, quantize  # noqa: E402
+from featurizers.zoo import Network  # noqa: E402
 from jobs.pretrained import ensure_onnx  # noqa: E402
-from jobs.spark import get_spark  # noqa: E402
 from jobs.storage import LocalStorage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
-TILES = ROOT / ".cache" / "demo" / "tiles"
+UCMERCED = ROOT / ".cache" / "demo" / "ucmerced" / "images"
+ENGINES = ("plain_fp32", "plain_int8", "spark_fp32", "spark_int8", "predict_batch_udf", "ray_data", "synapseml")
+CALIBRATION = 64
 
 
 def bench_files(n: int) -> list[Path]:
-    """``n`` files cycling through the demo's real tiles, so decode costs are real."""
-    out = CACHE / f"tiles_{n}"
-    sources = sorted(p for p in TILES.iterdir() if p.suffix == ".png")
-    if not sources:
-        sys.exit(f"no tiles in {TILES}: run `make data` first")
+    """``n`` UC Merced images (seeded choice), copied flat into one folder every way reads."""
+    out = CACHE / f"ucmerced_{n}"
+    sources = sorted(UCMERCED.rglob("*.jpg")) if UCMERCED.exists() else []
+    if len(sources) < n:
+        sys.exit(f"need {n} UC Merced images under {UCMERCED}: run `make data` first")
     if not out.exists() or len(list(out.iterdir())) != n:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        for i in range(n):
-            shutil.copy(sources[i % len(sources)], out / f"tile_{i:06d}.png")
+        for f in random.Random(0).sample(sources, n):
+            shutil.copyfile(f, out / f.name)
     return sorted(out.iterdir())
 
 
-def plain_loop(model: str, onnx_path: str, files: list[Path], batch: int, passes: int) -> tuple[float, float]:
-    """``(cold, steady)`` images/s: the first pass includes building the session; steady is the
-    median of ``passes`` more."""
-    entry = get_entry(model)
+def networks(model: str, files: list[Path]) -> tuple[str, str]:
+    """The fp32 export (real ImageNet weights) and its int8 version, both cached."""
+    storage = LocalStorage(CACHE)
+    fp32 = ensure_onnx(storage, model)
+    int8 = fp32.replace(".onnx", f"-int8-bench{'-vnni' if cpu_has_vnni() else ''}.onnx")
+    if not os.path.exists(int8):
+        prep = Network.parse(model).preprocessing
+        quantize(fp32, int8, [prepare(f.read_bytes(), prep) for f in files[:CALIBRATION]])
+    return fp32, int8
+
+
+def timed_passes(one_pass: Callable[[], None], n: int, passes: int) -> dict[str, float]:
+    """Cold and steady images/s, and CPU seconds per image over the steady passes (every process of the way)."""
+    speeds = []
+    for i in range(1 + passes):
+        if i == 1:
+            cpu0 = tree_cpu_seconds()
+        start = time.perf_counter()
+        one_pass()
+        speeds.append(n / (time.perf_counter() - start))
+    cpu = (tree_cpu_seconds() - cpu0) / (n * passes)
+    return {
+        "cold": round(speeds[0], 2),
+        "steady": round(statistics.median(speeds[1:]), 2),
+        "passes": 1 + passes,
+        "cpu_s_per_image": round(cpu, 4),
+    }
+
+
+def plain(model: str, onnx_path: str, files: list[Path], batch: int, passes: int) -> dict[str, float]:
+    net = Network.parse(model)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
 
     def one_pass() -> None:
         for i in range(0, len(files), batch):
             data = [f.read_bytes() for f in files[i : i + batch]]
-            feats, reasons, _ = featurize_batch(session, data, entry.preprocessing, entry.feature_dim, 1 << 30)
+            feats, reasons, _ = featurize_batch(session, data, net.preprocessing, net.feature_dim, 1 << 30)
             assert not any(reasons) and np.isfinite(feats).all()
 
-    start = time.perf_counter()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
-    one_pass()
-    cold = len(files) / (time.perf_counter() - start)
-    speeds = []
-    for _ in range(passes):
-        start = time.perf_counter()
-        one_pass()
-        speeds.append(len(files) / (time.perf_counter() - start))
-    return cold, statistics.median(speeds)
+    return timed_passes(one_pass, len(files), passes)
 
 
-def spark_engine(
-    spark: Any, model: str, onnx_path: str, folder: Path, n: int, engine: str, batch: int, passes: int
-) -> tuple[float, float]:
-    """``(cold, steady)`` images/s over the same files, each pass one full job.
+def spark_featurizer(model: str, onnx_path: str, folder: Path, engine: str, batch: int, passes: int) -> dict:
+    from jobs.datasets import folders
+    from jobs.spark import get_spark
 
-    The first pass includes each Python worker building its onnxruntime session (a worker is
-    kept for the next task only when its task ran to the end, so a ``limit()`` warm-up would not
-    do); steady is the median of ``passes`` more, the rate a long scoring job runs at.
-    """
-    featurizer = ImageFeaturizer.from_zoo(model, onnx_path, engine=engine, batchSize=batch)
+    spark = get_spark(f"bench-{engine}", synapseml=engine == "synapseml")
+    featurizer = ImageFeaturizer.from_network(Network.parse(model), onnx_path, engine=engine, batchSize=batch)
     rows = folders.load_unlabelled(spark, LocalStorage(folder))
-    # Same files, every one a valid PNG (tests cover rejects): a sample checks nothing was rejected.
+    n = rows.count()
     assert featurizer.transform(rows.limit(batch)).where("reject_reason is not null").count() == 0
-    speeds = []
-    for _ in range(1 + passes):
-        start = time.perf_counter()
+
+    def one_pass() -> None:
         featurizer.transform(rows).select("features", "reject_reason").write.format("noop").mode("overwrite").save()
-        speeds.append(n / (time.perf_counter() - start))
-    return speeds[0], statistics.median(speeds[1:])
+
+    return timed_passes(one_pass, n, passes)
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(a / b, 3)
+def predict_batch(model: str, onnx_path: str, folder: Path, batch: int, passes: int) -> dict:
+    """``predict_batch_udf`` as pyspark's docs show it: preprocess to a flattened tensor column, then predict."""
+    from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, FloatType
+
+    from jobs.spark import get_spark
+
+    spark = get_spark("bench-predict_batch_udf")
+    prep = Network.parse(model).preprocessing
+    side = prep.crop
+
+    @F.pandas_udf(ArrayType(FloatType()))  # type: ignore[call-overload]
+    def preprocess(content: pd.Series) -> pd.Series:
+        return pd.Series([prepare(b, prep).ravel() for b in content])
+
+    def make_predict_fn() -> Callable[[np.ndarray], np.ndarray]:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # one Python worker a core, as the featurizer runs
+        session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+
+        def predict(inputs: np.ndarray) -> np.ndarray:
+            return session.run(None, {"image": inputs.astype(np.float32)})[0]
+
+        return predict
+
+    featurize = predict_batch_udf(
+        make_predict_fn, return_type=ArrayType(FloatType()), batch_size=batch, input_tensor_shapes=[[3, side, side]]
+    )
+    images = spark.read.format("binaryFile").load(str(folder)).select("path", "content")
+    n = images.count()
+
+    def one_pass() -> None:
+        images.select(featurize(preprocess("content")).alias("features")).write.format("noop").mode("overwrite").save()
+
+    return timed_passes(one_pass, n, passes)
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("OutOfMemoryError", "Exception:"):
-        if marker in text:
-            return text[text.index(marker) :].splitlines()[0][:200]
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+def ray_data(model: str, onnx_path: str, folder: Path, batch: int, passes: int) -> dict:
+    """Ray Data batch inference as Ray's docs show it: read, then ``map_batches`` on an actor pool."""
+    import ray
+
+    prep = Network.parse(model).preprocessing
+    cores = os.cpu_count() or 1
+    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+
+    class Predictor:
+        def __init__(self) -> None:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            self.session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+
+        def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            x = np.stack([prepare(b, prep) for b in batch["bytes"]])
+            return {"features": self.session.run(None, {"image": x})[0]}
+
+    files = [str(p) for p in sorted(folder.iterdir())]
+
+    def one_pass() -> None:
+        # One predictor a core, as the Spark ways run; its CPU share leaves room for the read tasks,
+        # which would otherwise wait behind actors holding every CPU (a stall, seen here).
+        ds = ray.data.read_binary_files(files, ray_remote_args={"num_cpus": 0.25}).map_batches(
+            Predictor, batch_size=batch, concurrency=cores, num_cpus=0.75, batch_format="numpy"
+        )
+        assert sum(len(b["features"]) for b in ds.iter_batches(batch_size=256, batch_format="numpy")) == len(files)
+
+    try:
+        return timed_passes(one_pass, len(files), passes)
+    finally:
+        ray.shutdown()
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process and every live process it started (the JVM, Python workers,
+    Ray's raylet, GCS and actors, which Ray daemonizes): counted before the way shuts down, since
+    its workers are not reaped by this process and so never show in its children's rusage."""
+    import psutil
+
+    me = psutil.Process()
+    procs = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    for p in psutil.process_iter(["name", "create_time"]):  # Ray daemonizes raylet, GCS and workers
+        name = p.info["name"] or ""
+        if (name.startswith("ray::") or name in ("raylet", "gcs_server")) and p.info["create_time"] >= me.create_time():
+            procs.setdefault(p.pid, p)
+    total = 0.0
+    for p in procs.values():
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            continue
+    return total
+
+
+def run_engine(engine: str, model: str, files: list[Path], batch: int, passes: int) -> dict[str, Any]:
+    fp32, int8 = networks(model, files)
+    folder = files[0].parent
+    if engine.startswith("plain_"):
+        return plain(model, int8 if engine.endswith("int8") else fp32, files, batch, passes)
+    if engine in ("spark_fp32", "spark_int8"):
+        return spark_featurizer(model, int8 if engine.endswith("int8") else fp32, folder, "onnx", batch, passes)
+    if engine == "synapseml":
+        return spark_featurizer(model, fp32, folder, "synapseml", batch, passes)
+    if engine == "predict_batch_udf":
+        return predict_batch(model, fp32, folder, batch, passes)
+    return ray_data(model, fp32, folder, batch, passes)
 
 
 def machine() -> dict[str, Any]:
     cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "vnni": cpu_has_vnni(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+    }
 
 
-def engine_run(engine: str, models: list[str], folder: Path, n: int, batch: int, passes: int) -> int:
-    """One Spark application for one engine (``--engine``): a JSON line per model on stdout."""
-    spark = get_spark(f"bench-featurize-{engine}", synapseml=engine == "synapseml")
-    storage = LocalStorage(CACHE)
-    for model in models:
-        r: dict[str, Any] = {"model": model, "engine": engine, "master": spark.sparkContext.master}
-        onnx_path = ensure_onnx(storage, model, export.RANDOM)
-        try:
-            cold, steady = spark_engine(spark, model, onnx_path, folder, n, engine, batch, passes)
-            r |= {"cold": round(cold, 2), "steady": round(steady, 2)}
-        except Exception as exc:  # recorded, not hidden: e.g. SynapseML out of JVM heap
-            r |= {"cold": None, "steady": None, "error": _first_line(exc)}
-        print(json.dumps(r), flush=True)
-    return 0
+def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    if a.get("steady") is None or b.get("steady") is None:
+        return None
+    return round(a["steady"] / b["steady"], 3)
+
+
+RATIOS = {
+    "spark_fp32_vs_plain_fp32": ("spark_fp32", "plain_fp32"),
+    "spark_int8_vs_plain_fp32": ("spark_int8", "plain_fp32"),
+    "plain_int8_vs_plain_fp32": ("plain_int8", "plain_fp32"),
+    "spark_int8_vs_spark_fp32": ("spark_int8", "spark_fp32"),
+    "spark_fp32_vs_predict_batch_udf": ("spark_fp32", "predict_batch_udf"),
+    "spark_fp32_vs_ray_data": ("spark_fp32", "ray_data"),
+    "spark_fp32_vs_synapseml": ("spark_fp32", "synapseml"),
+}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["resnet18", "alexnet"])
+    p.add_argument("--models", nargs="+", default=["efficientnet_lite0"])
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--passes", type=int, default=2, help="steady passes after the cold one (median)")
+    p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "featurize.json")
-    p.add_argument("--passes", type=int, default=3, help="steady passes after the cold one (median)")
-    p.add_argument("--engine", choices=("onnx", "synapseml"), help=argparse.SUPPRESS)  # the child runs
+    p.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # a child: one way, one model
     args = p.parse_args()
     files = bench_files(args.images)
     if args.engine:
-        return engine_run(args.engine, args.models, files[0].parent, len(files), args.batch, args.passes)
-    storage = LocalStorage(CACHE)
-    results = {}
+        print(json.dumps(run_engine(args.engine, args.models[0], files, args.batch, args.passes)), flush=True)
+        return 0
+    results = []
     for model in args.models:
-        onnx_path = ensure_onnx(storage, model, export.RANDOM)
-        cold, steady = plain_loop(model, onnx_path, files, args.batch, args.passes)
-        results[model] = {"model": model, "images": len(files), "batch": args.batch}
-        results[model] |= {"plain_images_per_s": round(steady, 2), "plain_cold_images_per_s": round(cold, 2)}
-    # Each engine in its own Spark application, as a job would run it: the onnx engine without
-    # the SynapseML jars and with the jobs' default 4 GB driver; SynapseML, 4-6x slower, once
-    # steady and with the 12 GB its AlexNet needs.
-    master = None
-    for engine, passes, memory in (("onnx", args.passes, "4g"), ("synapseml", 1, "12g")):
-        cmd = [sys.executable, __file__, "--engine", engine, "--models", *args.models, "--passes", str(passes)]
-        cmd += ["--images", str(args.images), "--batch", str(args.batch)]
-        env = dict(os.environ, SPARK_DRIVER_MEMORY=memory)
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or len(lines) != len(args.models):
-            print(done.stderr[-3000:], file=sys.stderr)
-            return 1
-        for line in lines:
-            r = results[line["model"]]
-            r[f"spark_{engine}_images_per_s"] = line["steady"]
-            r[f"spark_{engine}_cold_images_per_s"] = line["cold"]
-            if "error" in line:
-                r[f"spark_{engine}_error"] = line["error"]
-            master = line["master"]
-    for r in results.values():
-        r["spark_onnx_vs_plain"] = _ratio(r["spark_onnx_images_per_s"], r["plain_images_per_s"])
-        r["spark_onnx_vs_plain_cold"] = _ratio(r["spark_onnx_cold_images_per_s"], r["plain_cold_images_per_s"])
-        r["spark_synapseml_vs_plain"] = _ratio(r["spark_synapseml_images_per_s"], r["plain_images_per_s"])
-        r["spark_onnx_vs_synapseml"] = _ratio(r["spark_onnx_images_per_s"], r["spark_synapseml_images_per_s"])
-        print(json.dumps(r), flush=True)
+        networks(model, files)  # exported and quantized before any way is timed
+        ways: dict[str, dict[str, Any]] = {}
+        for engine in args.engines:
+            passes = 1 if engine == "synapseml" else args.passes
+            cmd = [sys.executable, __file__, "--engine", engine, "--models", model, "--passes", str(passes)]
+            cmd += ["--images", str(args.images), "--batch", str(args.batch)]
+            env = dict(os.environ, SPARK_DRIVER_MEMORY="12g" if engine == "synapseml" else "4g")
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+            if done.returncode != 0 or not lines:  # recorded, not hidden (e.g. an extra not installed)
+                ways[engine] = {"steady": None, "error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
+            else:
+                r = json.loads(lines[-1])
+                r["wall_s"] = round(time.perf_counter() - start, 1)
+                ways[engine] = r
+            print(json.dumps({"model": model, "engine": engine, **ways[engine]}), flush=True)
+        ratios = {k: _ratio(ways.get(a, {}), ways.get(b, {})) for k, (a, b) in RATIOS.items()}
+        results.append({"model": model, "images": args.images, "batch": args.batch, "ways": ways, "ratios": ratios})
     report = {
         "benchmark": "featurize",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "spark_master": master,
-        "onnxruntime": ort.__version__,
-        "results": list(results.values()),
+        "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    heads = ("plain", "spark onnx", "synapseml", "onnx/plain", "onnx/synml", "cold ratio")
-    print(f"\nsteady images/s (median of {args.passes} passes after the first); cold ratio: onnx/plain, first pass")
-    print(f"{'model':<10} " + " ".join(f"{h:>11}" for h in heads))
-    for r in results.values():
-        cells = [r[k] for k in ("plain_images_per_s", "spark_onnx_images_per_s", "spark_synapseml_images_per_s")]
-        cells += [r["spark_onnx_vs_plain"], r["spark_onnx_vs_synapseml"], r["spark_onnx_vs_plain_cold"]]
-        print(f"{r['model']:<10} " + " ".join(f"{'failed' if c is None else c:>11}" for c in cells))
+    for r in results:
+        print(f"\n{r['model']}: steady images/s, CPU-s per image")
+        for name, w in r["ways"].items():
+            print(f"  {name:<18} {w.get('steady') or 'failed':>8} {w.get('cpu_s_per_image', ''):>8}")
+        for k, v in r["ratios"].items():
+            print(f"  {k:<34} {v}")
     print(f"report: {args.out}")
     return 0
 

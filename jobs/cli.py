@@ -15,14 +15,15 @@ from typing import Any
 
 from featurizers.export import WeightsUnavailableError
 from featurizers.image_featurizer import EngineError, ModelFileError
+from featurizers.quantize import QuantizationError
 from featurizers.zoo import PoolGridError, UnknownModelError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetError
 from jobs.lock import LockedError
 from jobs.names import NameError_
 from jobs.redact import redact, redact_obj
-from jobs.spark import progress_to_stderr
-from jobs.storage import StorageError
+from jobs.spark import get_spark, progress_to_stderr
+from jobs.storage import StorageError, open_storage
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
@@ -39,6 +40,7 @@ BAD_INPUT = (
     WeightsUnavailableError,
     NameError_,
     ModelFileError,
+    QuantizationError,  # e.g. no decodable calibration image
 )
 
 
@@ -96,3 +98,22 @@ def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = N
         Path(summary_file).write_text(line + "\n", encoding="utf-8")
     print(line, flush=True)
     return EXIT_OK
+
+
+def main(
+    job: str,
+    parse_args: Callable[[list[str] | None], Any],
+    work: Callable[[Any, Any, Any], dict[str, Any]],
+    argv: list[str] | None = None,
+) -> int:
+    """An entry point: flags -> config -> Spark session -> checked storage root -> ``work(spark, cfg, storage)``,
+    under :func:`run`'s exit codes and one-line summary."""
+
+    def go() -> dict[str, Any]:
+        cfg = parse_args(argv)
+        spark = get_spark(f"{job}-{cfg.output_model_name}", synapseml=getattr(cfg, "engine", "") == "synapseml")
+        storage = open_storage(cfg.storage, spark)
+        storage.check()
+        return work(spark, cfg, storage)
+
+    return run(job, go, argv)

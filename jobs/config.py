@@ -17,6 +17,7 @@ from typing import Any
 import tomllib
 
 from featurizers.image_featurizer import ENGINES
+from featurizers.quantize import PRECISIONS
 from featurizers.zoo import Network, NetworkError
 from jobs.names import check_name
 
@@ -56,6 +57,7 @@ class TrainConfig:
     seed: int = 42
     batch_size: int = 8  # measured best on 2 cores for ResNet-18 (83 img/s at 8, 77 at 32)
     engine: str = "onnx"  # "onnx" (Python onnxruntime) or "synapseml" (SynapseML ONNXModel)
+    precision: str = "fp32"  # "int8": the network statically quantized, calibrated on this run's training images
     class_names: list[str] | None = None  # MNIST-format data sets: names for labels 0..k-1
     logisticregression: dict[str, Any] = dataclasses.field(default_factory=dict)
     randomforest: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -107,6 +109,10 @@ class TrainConfig:
                 raise ConfigError(str(exc)) from None
         if self.batch_size < 1:
             raise ConfigError(f"batch_size {self.batch_size} must be positive")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.precision == "int8" and self.pretrained_model_type == PIXELS:
+            raise ConfigError("precision int8 quantizes a network: raw pixels have none")
         return self
 
 
@@ -130,11 +136,16 @@ class ScoreConfig:
     tile_m: float | None = None  # … in metres (default: the model's training tiles)
     max_nodata: float = 0.5  # windows with a larger share of nodata are rejected as nodata
     value_range: list[float] | None = None  # fixed [lo, hi] mapped to 0..255 (default: per-scene stretch)
+    # The model's own (set when it was trained); naming another is an error, since its classifier
+    # was fitted on features of that arithmetic.
+    precision: str | None = None
 
     def validate(self) -> ScoreConfig:
         check_name("output_model_name", self.output_model_name)
         if not 0.0 < self.sample_frac <= 1.0:
             raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.top_k < 0:
             raise ConfigError(f"top_k {self.top_k} must be 0 or more")
         if self.value_range is not None and (len(self.value_range) != 2 or self.value_range[0] >= self.value_range[1]):

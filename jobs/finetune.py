@@ -31,8 +31,8 @@ from featurizers.zoo import get_entry
 from jobs import cli, config, train
 from jobs.datasets import DatasetError, labelled, splits
 from jobs.pretrained import ensure_onnx
-from jobs.spark import get_spark, say, timed
-from jobs.storage import PRETRAINED, Storage, open_storage, temp_dir
+from jobs.spark import say, timed
+from jobs.storage import PRETRAINED, Storage, temp_dir
 
 JOB = "finetune"
 
@@ -117,6 +117,11 @@ def finetune(spark: SparkSession, cfg: config.FinetuneConfig, storage: Storage) 
     cores = spark.sparkContext.defaultParallelism
     if not cfg.use_gpu and cfg.num_processes > cores:
         raise config.ConfigError(f"num_processes {cfg.num_processes} is more than the {cores} cores Spark has")
+    if cfg.use_gpu:  # TorchDistributor finds GPUs through Spark's resource scheduling
+        local = spark.sparkContext.master.startswith("local")
+        key = "spark.driver.resource.gpu.amount" if local else "spark.task.resource.gpu.amount"
+        if not spark.conf.get(key, None):
+            raise config.ConfigError(f"--use_gpu needs {key} (and a GPU discovery script) in Spark's conf")
     backbone = cfg.network().backbones[0]
     by_split, location = names_by_split(spark, cfg)
     classes = sorted({lab for names in by_split.values() for _, lab in names})
@@ -174,14 +179,7 @@ def finetune(spark: SparkSession, cfg: config.FinetuneConfig, storage: Storage) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    def go() -> dict[str, Any]:
-        cfg = parse_args(argv)
-        spark = get_spark(f"finetune-{cfg.output_model_name}")
-        storage = open_storage(cfg.storage, spark)
-        storage.check()
-        return finetune(spark, cfg, storage)
-
-    return cli.run(JOB, go, argv)
+    return cli.main(JOB, parse_args, finetune, argv)
 
 
 if __name__ == "__main__":

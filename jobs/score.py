@@ -37,10 +37,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import NOTE_COL
+from featurizers.quantize import PRECISIONS
 from jobs import cli, config, grid, lock, scene_scoring
 from jobs.datasets import folders
 from jobs.predictions import counts_by_code, prediction_table, top_k
-from jobs.spark import get_spark, say, timed
+from jobs.spark import say, timed
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 
 JOB = "score"
@@ -62,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     p.add_argument(
         "--lock_timeout_s", type=float, help="take over a lock not renewed for this long by a run on another host (300)"
     )
+    p.add_argument("--precision", choices=PRECISIONS, help="the model's own (fp32 or int8); another is an error")
     p.add_argument("--csv", action="store_true", default=None, help="also write the predictions as CSV")
     scenes = p.add_argument_group("georeferenced scenes (GeoTIFF/COG): land-use maps instead of a tile table")
     scenes.add_argument("--scenes", help="a folder, a glob, or a .txt file of scene URIs")
@@ -91,12 +93,19 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
         card = storage.load_card(TRAINED, name)
     except StorageError:
         raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}") from None
+    trained_with = card.get("precision", "fp32")
+    if cfg.precision not in (None, trained_with):
+        raise config.ConfigError(
+            f"model {name!r} was trained on {trained_with} features: its classifier fits those, "
+            f"so it scores in {trained_with} (train again with --precision {cfg.precision})"
+        )
     source = cfg.scenes or open_storage(cfg.tiles, spark).uri()
     with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s) as run_lock:
         say(JOB, f"run {run_id}: scoring {source} with {name} (trained in run {card['run_id']})")
         model = storage.load_model(TRAINED, name)
         done = previously_scored(spark, storage, name) if cfg.incremental else None
         summary: dict[str, Any] = {"run_id": run_id, "model": name, "model_version": card["run_id"]}
+        summary["precision"] = trained_with
         timings: dict[str, float] = {}
         if cfg.scenes:
             counts = scene_scoring.score_scenes(
@@ -206,14 +215,7 @@ def executor_tasks(spark: SparkSession) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def go() -> dict[str, Any]:
-        cfg = parse_args(argv)
-        spark = get_spark(f"score-{cfg.output_model_name}")
-        storage = open_storage(cfg.storage, spark)
-        storage.check()
-        return score(spark, cfg, storage)
-
-    return cli.run(JOB, go, argv)
+    return cli.main(JOB, parse_args, score, argv)
 
 
 if __name__ == "__main__":

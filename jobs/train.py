@@ -31,13 +31,14 @@ from pyspark.sql import functions as F
 from featurizers.export import sha256_file
 from featurizers.image_featurizer import NOTE_COL, ImageFeaturizer
 from featurizers.pixels import PixelFeaturizer
+from featurizers.quantize import PRECISIONS
 from featurizers.rejects import MaskRejects
 from jobs import classifiers, cli, config, runs, tracking
 from jobs.datasets import DatasetError, labelled, splits
 from jobs.metrics import evaluate
 from jobs.predictions import prediction_table
-from jobs.pretrained import ensure_onnx
-from jobs.spark import get_spark, say, timed
+from jobs.pretrained import CALIBRATION_IMAGES, ensure_int8, ensure_onnx
+from jobs.spark import say, timed
 from jobs.storage import FEATURES, PRETRAINED, RUNS, TRAINED, Storage, open_storage
 
 JOB = "train"
@@ -71,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p.add_argument("--seed", type=int)
     p.add_argument("--batch_size", type=int, help="images per onnxruntime call")
     p.add_argument("--engine", choices=config.ENGINES, help="featurizer engine (synapseml: add --packages)")
+    p.add_argument("--precision", choices=PRECISIONS, help="int8: quantized network, calibrated on training images")
     p.add_argument("--tune", action=argparse.BooleanOptionalAction, help="choose classifier settings on the val split")
     p.add_argument("--cache_features", action="store_true", default=None, help="reuse features across runs")
     for flag in classifiers.FLAGS:
@@ -173,14 +175,30 @@ def featurize(
 
 
 def make_featurizer(
-    cfg: config.TrainConfig, storage: Storage, timings: dict[str, float]
+    cfg: config.TrainConfig, storage: Storage, timings: dict[str, float], images: DataFrame, location: Storage
 ) -> tuple[Transformer, str | None]:
-    """The featurizer stage, and the ONNX network it runs (None for raw pixels)."""
+    """The featurizer stage, and the ONNX network it runs (None for raw pixels).
+
+    With ``precision`` int8 the network is quantized, calibrated on a seeded sample of this
+    run's training images (:data:`~jobs.pretrained.CALIBRATION_IMAGES`; bytes of those few
+    come to the driver), and cached per network and calibration sample.
+    """
     if cfg.pretrained_model_type == config.PIXELS:
         return PixelFeaturizer(), None
     network = cfg.network()
     with timed(JOB, "export or reuse the ONNX network", timings):
         onnx_uri = ensure_onnx(storage, network, cfg.weights)
+    if cfg.precision == "int8":
+        with timed(JOB, "quantize or reuse the int8 network", timings):
+            sample = (
+                images.where(F.col("split") == splits.TRAIN)
+                .orderBy(F.xxhash64("key", F.lit(cfg.seed)))
+                .limit(CALIBRATION_IMAGES)
+                .select("key", "image")
+                .collect()
+            )
+            source = {"data": location.uri(), "split": splits.TRAIN, "seed": cfg.seed}
+            onnx_uri = ensure_int8(storage, onnx_uri, network, [(r["key"], r["image"]) for r in sample], source)
     featurizer = ImageFeaturizer.from_network(network, onnx_uri, batchSize=cfg.batch_size, engine=cfg.engine)
     return featurizer, onnx_uri
 
@@ -239,7 +257,7 @@ def train(
     classifiers.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)  # bad settings fail now
     # Data first: a wrong layout or header fails in seconds, before any network is exported.
     images, split_info, location = labelled.load(spark, cfg)
-    featurizer, onnx_uri = make_featurizer(cfg, storage, timings)
+    featurizer, onnx_uri = make_featurizer(cfg, storage, timings, images, location)
 
     step = "featurize"
     with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
@@ -287,6 +305,7 @@ def train(
         "model": cfg.output_model_name,
         "model_uri": model_uri,
         "pretrained_model_type": cfg.pretrained_model_type,
+        "precision": cfg.precision,
         "onnx_uri": onnx_uri,
         "classifier": cfg.mmlspark_model_type,
         "classifier_params": classifier_params(head.stages[1]),
@@ -313,7 +332,7 @@ def train(
     card = (
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
-        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4}
+        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4, "precision": cfg.precision}
         | (extra or {})
     )
     with timed(JOB, "save model", timings):
@@ -349,14 +368,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    def go() -> dict[str, Any]:
-        cfg = parse_args(argv)
-        spark = get_spark(f"train-{cfg.output_model_name}", synapseml=cfg.engine == "synapseml")
-        storage = open_storage(cfg.storage, spark)
-        storage.check()
-        return train(spark, cfg, storage)
-
-    return cli.run(JOB, go, argv)
+    return cli.main(JOB, parse_args, train, argv)
 
 
 if __name__ == "__main__":

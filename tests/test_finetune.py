@@ -84,10 +84,14 @@ def test_bad_settings_are_one_line_errors(tmp_path, spark, finetuned):
         with pytest.raises(config.ConfigError, match=needle):
             config.build(config.FinetuneConfig, None, bad)
     _, _, data, _ = finetuned
-    cmd, env = submit_command("finetune.py", "--data", str(data), "--storage", str(tmp_path), "--num_processes", "64")
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines()[-1].startswith("finetune: error: num_processes 64 is more than the")
+    for flags, needle in (
+        (["--num_processes", "64"], "finetune: error: num_processes 64 is more than the"),
+        (["--use_gpu"], "finetune: error: --use_gpu needs spark.driver.resource.gpu.amount"),
+    ):
+        cmd, env = submit_command("finetune.py", "--data", str(data), "--storage", str(tmp_path), *flags)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.strip().splitlines()[-1].startswith(needle)
     assert not (tmp_path / "pretrainedmodels").exists()  # nothing was exported or trained
 
 
