@@ -43,6 +43,7 @@ RUNS = {
         "1",
     ],
     "mnist_lite0grid2_lr": ["--conf", "conf/mnist_demo.toml", "--pool_grid", "2"],
+    "mnist_lite0grid2_lr_int8": ["--conf", "conf/mnist_demo.toml", "--pool_grid", "2", "--precision", "int8"],
     "mnist_pixels_lr": ["--conf", "conf/mnist_demo.toml", "--pretrained_model_type", "pixels"],
     "fashion_lite0_lr": ["--conf", "conf/fashion_mnist.toml"],
     "fashion_lite0_rf": ["--conf", "conf/fashion_mnist.toml", "--mmlspark_model_type", "randomforest"],
