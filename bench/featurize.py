@@ -241,6 +241,26 @@ def run_engine(engine: str, model: str, files: list[Path], batch: int, passes: i
     return ray_data(model, fp32, folder, batch, passes)
 
 
+def stage_cpu(model: str, files: list[Path], batch: int, n: int = 400) -> dict[str, float]:
+    """CPU seconds per image of each stage on one thread: decode + prepare, then the fp32 and the
+    int8 network (what the ways' ratios are made of)."""
+    fp32, int8 = networks(model, files)
+    prep = Network.parse(model).preprocessing
+    start = time.process_time()
+    x = [prepare(f.read_bytes(), prep) for f in files[:n]]
+    out = {"decode_prepare": round((time.process_time() - start) / n, 5)}
+    for name, path in (("network_fp32", fp32), ("network_int8", int8)):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        session.run(None, {"image": np.stack(x[:batch])})
+        start = time.process_time()
+        for i in range(0, n, batch):
+            session.run(None, {"image": np.stack(x[i : i + batch])})
+        out[name] = round((time.process_time() - start) / n, 5)
+    return out
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -309,7 +329,11 @@ def main() -> int:
                 ways[engine] = r
             print(json.dumps({"model": model, "engine": engine, **ways[engine]}), flush=True)
         ratios = {k: _ratio(ways.get(a, {}), ways.get(b, {})) for k, (a, b) in RATIOS.items()}
-        results.append({"model": model, "images": args.images, "batch": args.batch, "ways": ways, "ratios": ratios})
+        stages = stage_cpu(model, files, args.batch)
+        results.append(
+            {"model": model, "images": args.images, "batch": args.batch, "ways": ways, "ratios": ratios}
+            | {"cpu_s_per_image_by_stage": stages}
+        )
     report = {
         "benchmark": "featurize",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
