@@ -18,6 +18,7 @@ it later sees on Spark.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -208,7 +209,7 @@ def train_process(spec: FinetuneSpec) -> dict[str, Any] | None:
         ),
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else _no_autocast()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
 
     curve: list[dict[str, Any]] = []
     best_acc, best_epoch, best_state, stale = -1.0, 0, None, 0
@@ -302,14 +303,6 @@ def _classifier_class() -> Any:
 
 def _Classifier(trunk: Any, head: Any) -> Any:
     return _classifier_class()(trunk, head)
-
-
-class _no_autocast:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _evaluate(model: Any, x: Any, y: Any, device: Any, batch: int, amp: Any) -> tuple[int, int]:
