@@ -121,16 +121,14 @@ def normalize(img: Any, prep: Preprocessing) -> np.ndarray:
     return ((arr - np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)).transpose(2, 0, 1)
 
 
-def read_shard(
-    items: list[tuple[str, int]], reader: Any, max_pixels: int | None = None
-) -> tuple[list[tuple[bytes, int]], Counter[str]]:
+def read_shard(items: list[tuple[str, int]], reader: Any) -> tuple[list[tuple[bytes, int]], Counter[str]]:
     """The shard's encoded bytes (checked to decode), and the rejects by reason code."""
     kept: list[tuple[bytes, int]] = []
     rejected: Counter[str] = Counter()
     for uri, label in items:
         try:
             data = reader.read(uri)
-            decode_rgb_noted(data) if max_pixels is None else decode_rgb_noted(data, max_pixels)
+            decode_rgb_noted(data)  # rejects what training could not decode, with the featurizer's reasons
         except RejectedImage as exc:
             rejected[exc.reason.split(":", 1)[0]] += 1
             continue
