@@ -9,7 +9,7 @@ PKGS := $(CACHE)/packages
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 SUBMIT := $(VENV)/bin/spark-submit --driver-memory 4g \
-	--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)"
+	--driver-java-options "-Dlog4j2.configurationFile=$(abspath jobs/log4j2.properties)"
 
 # Real data comes from a local mirror when there is one, else from the official releases.
 DATA_MIRROR ?= ../shared/datasets

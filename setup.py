@@ -10,6 +10,19 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["jobs", "jobs.*", "featurizers", "featurizers.*"]),
+    package_data={"jobs": ["log4j2.properties"]},
+    # The jobs as commands that know their interpreter: they run as written under cron's bare
+    # environment (local[*]); spark-submit jobs/<job>.py stays the way onto a cluster.
+    entry_points={
+        "console_scripts": [
+            "landuse-train=jobs.train:main",
+            "landuse-score=jobs.score:main",
+            "landuse-finetune=jobs.finetune:main",
+            "landuse-change=jobs.change:main",
+            "landuse-runs=jobs.runs:main",
+            "landuse-convert=jobs.convert:main",
+        ]
+    },
     install_requires=[
         "pyspark>=3.5,<3.6",
         "onnxruntime>=1.17",
@@ -18,6 +31,8 @@ setup(
         "pandas>=2.0,<2.3",
         "pyarrow>=14,<20",
         "azure-storage-blob>=12.19,<13",
+        "azure-identity>=1.15",  # Entra ID sign-in where no key or SAS is given
+        "fsspec>=2023.6",  # executors read hdfs://, s3a://, gs://… files from Python
         # Scenes: windows, CRS and transforms (GDAL inside the wheel); footprints as GeoParquet.
         "rasterio>=1.3",
         "shapely>=2.0",
@@ -47,6 +62,10 @@ setup(
             "matplotlib>=3.8",
             "mlflow-skinny>=2.16",
             "psutil>=5.9",  # tests find and kill training processes
+            "cryptography>=41",  # a self-signed certificate for Azurite's HTTPS (token auth)
+            # DuckDB spatial reads the maps' GeoParquet; the extension's wheel is locked to its DuckDB.
+            "duckdb==1.5.5",
+            "duckdb-extension-spatial==1.5.5",
         ],
     },
 )

@@ -71,7 +71,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy.json")
     args = p.parse_args()
     submit = Path(sys.executable).parent / "spark-submit"
-    log4j = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2.properties'}"
+    log4j = f"-Dlog4j2.configurationFile={ROOT / 'jobs' / 'log4j2.properties'}"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     # --only reruns some: the others keep their last results in the report.
     results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}

@@ -62,7 +62,7 @@ def submit(script: str, *args: str, master: str | None = None) -> tuple[dict, di
     """Runs a job with spark-submit; returns its summary and the peak RSS (kB) of its processes."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     gc_log = CACHE / f"gc-{script}-{time.time_ns()}.log"
-    java_options = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2.properties'} -Xlog:gc:file={gc_log}"
+    java_options = f"-Dlog4j2.configurationFile={ROOT / 'jobs' / 'log4j2.properties'} -Xlog:gc:file={gc_log}"
     options = ["--master", master] if master else []
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     cmd = [spark_submit, *options, "--driver-memory", "2g", "--driver-java-options", java_options]

@@ -38,6 +38,22 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be loaded; the message says how to supply them."""
 
 
+class MissingExtraError(RuntimeError):
+    """A step needs an optional dependency that is not installed; the message names the extra."""
+
+
+def require_torch(what: str) -> None:
+    """One line instead of an ImportError trace when torch (the ``export`` extra) is absent."""
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            f"{what} needs torch: pip install 'spark-image-classification[export]' (training and scoring "
+            "with networks already exported under pretrainedmodels/ need no torch)"
+        ) from None
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -67,6 +83,7 @@ def onnx_file_name(name: str | Network, weights: str | None, pool_grid: int = 1)
 
 def export(name: str | Network, weights: str | None = None, pool_grid: int = 1) -> tuple[bytes, dict[str, Any]]:
     """Builds the network (see :class:`featurizers.zoo.Network`) and returns ``(onnx_bytes, model_card)``."""
+    require_torch(f"exporting {as_network(name, pool_grid).file_stem()} to ONNX")
     import torch
 
     network = as_network(name, pool_grid)

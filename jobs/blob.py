@@ -1,20 +1,30 @@
-"""Azure Blob Storage: URIs, credentials, retried clients, and a storage root in a container.
+"""Azure Blob Storage and ADLS Gen2: URIs, credentials, retried clients, a storage root in a container.
 
-URIs (all three name a container and a path in it):
+URIs (all name a container, or an ADLS Gen2 file system, and a path in it):
 
 * ``wasbs://<container>@<account>.blob.core.windows.net/<path>`` (the original sample's form;
   ``wasb://`` too)
 * ``https://<account>.blob.core.windows.net/<container>/<path>``
 * ``az://<container>/<path>``, the account coming from the credentials
+* ADLS Gen2: ``abfss://<filesystem>@<account>.dfs.core.windows.net/<path>`` (``abfs://`` too) and
+  ``https://<account>.dfs.core.windows.net/<filesystem>/<path>``. These are read and written
+  through the Blob API of the same account (Data Lake Storage's multi-protocol access), so an
+  ADLS root gets the same atomic model save, ``_SUCCESS`` manifests and append-only run index,
+  from Spark's executors and from plain Python alike, without Hadoop's ABFS jars; folder
+  entries that a hierarchical namespace lists as blobs are not files.
 
-Credentials: a SAS URL (``https://<account>.blob.core.windows.net/<container>/<path>?<sas>``)
-carries its own; otherwise the first found wins: ``AZURE_STORAGE_CONNECTION_STRING``; ``AZURE_STORAGE_ACCOUNT``
+Credentials, per account (one run may use several): a SAS URL
+(``https://<account>.blob.core.windows.net/<container>/<path>?<sas>``) carries its own; otherwise
+the first found for that account wins: ``AZURE_STORAGE_CONNECTION_STRING``; ``AZURE_STORAGE_ACCOUNT``
 with ``AZURE_STORAGE_KEY`` or ``AZURE_STORAGE_SAS_TOKEN`` (and ``AZURE_STORAGE_BLOB_ENDPOINT``
-for an emulator); or a secrets file named by ``AZURE_STORAGE_SECRETS`` (INI, section
+for an emulator); a secrets file named by ``AZURE_STORAGE_SECRETS`` (INI, section
 ``[azure]``: ``connection_string``, or ``account`` with ``key`` or ``sas_token``; like the
-original's ``settings.cfg``, keep it outside the repository). Secrets are never printed: they
-are left out of reprs and error messages, and never written into run records
-(:mod:`jobs.redact` strips SAS signatures wherever a URI is shown or recorded).
+original's ``settings.cfg``, keep it outside the repository). With none of these for the
+account, an Entra ID token from azure-identity's ``DefaultAzureCredential`` (managed identity,
+workload identity, a service principal in ``AZURE_CLIENT_*``, ``az login``), obtained by each
+executor on its own node. Which kind was used is said at start (:attr:`BlobCredentials.kind`);
+secrets never are: they are left out of reprs and error messages, and never written into run
+records (:mod:`jobs.redact` strips SAS signatures wherever a URI is shown or recorded).
 
 Clients retry transient failures (timeouts, connection errors, 5xx, throttling) with
 exponential backoff for about half a minute before a job gives up.
@@ -25,6 +35,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
+import logging
 import os
 import re
 import uuid
@@ -43,7 +54,9 @@ from jobs.redact import redact, redact_obj
 from jobs.storage import CARD, HIDDEN, SUCCESS, Reader, Storage, StorageError, check_stage_classes, temp_dir
 
 _HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
-SCHEMES = ("wasbs", "wasb", "az")
+_DFS_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.dfs\.core\.windows\.net$")
+SCHEMES = ("wasbs", "wasb", "az", "abfss", "abfs")
+ENTRA_ID = "Entra ID (DefaultAzureCredential)"
 RETRY = {"retry_total": 6, "initial_backoff": 1.0, "increment_base": 2}  # ~1, 3, 5, 9, 17 s waits
 
 
@@ -53,11 +66,16 @@ class BlobPath:
     container: str
     path: str  # no leading or trailing slash; "" for the container's root
     sas_token: str | None = field(default=None, repr=False, compare=False)  # from an https SAS URL
+    dfs: bool = False  # named as ADLS Gen2 (abfss:// or https://…dfs…): shown back in that form
 
 
 def is_blob_uri(uri: str) -> bool:
     parsed = urlparse(uri)
-    return parsed.scheme in SCHEMES or (parsed.scheme == "https" and bool(_HOST.match(parsed.netloc)))
+    host = parsed.netloc.rpartition("@")[2]
+    if parsed.scheme in ("abfss", "abfs"):
+        return bool(_DFS_HOST.match(host))
+    https = parsed.scheme == "https" and bool(_HOST.match(host) or _DFS_HOST.match(host))
+    return parsed.scheme in SCHEMES or https
 
 
 def parse(uri: str) -> BlobPath:
@@ -70,38 +88,55 @@ def parse(uri: str) -> BlobPath:
     """
     scheme, sep, rest = uri.partition("://")
     if not sep:
-        raise StorageError(
-            f"{redact(uri)!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)"
-        )
+        raise StorageError(f"{redact(uri)!r} is not an Azure Blob URI ({FORMS})")
     netloc, _, path = rest.partition("/")
     path = path.strip("/")
-    if scheme in ("wasbs", "wasb"):
+    if scheme in ("wasbs", "wasb", "abfss", "abfs"):
+        dfs = scheme.startswith("abfs")
         container, _, host = netloc.partition("@")
-        m = _HOST.match(host)
+        m = (_DFS_HOST if dfs else _HOST).match(host)
         if not container or m is None:
-            raise StorageError(f"{redact(uri)!r}: expected wasbs://<container>@<account>.blob.core.windows.net/<path>")
-        return BlobPath(m["account"], container, path)
+            kind = "dfs" if dfs else "blob"
+            raise StorageError(
+                f"{redact(uri)!r}: expected {scheme}://<container>@<account>.{kind}.core.windows.net/<path>"
+            )
+        return BlobPath(m["account"], container, path, dfs=dfs)
     if scheme == "https":
         parsed = urlparse(uri)
-        m = _HOST.match(parsed.netloc)
+        m = _HOST.match(parsed.netloc) or _DFS_HOST.match(parsed.netloc)
         container, _, name = unquote(parsed.path).strip("/").partition("/")
         if m is None or not container:
             raise StorageError(f"{redact(uri)!r}: expected https://<account>.blob.core.windows.net/<container>/<path>")
-        return BlobPath(m["account"], container, name.strip("/"), sas_token=parsed.query or None)
+        dfs = bool(_DFS_HOST.match(parsed.netloc))
+        return BlobPath(m["account"], container, name.strip("/"), sas_token=parsed.query or None, dfs=dfs)
     if scheme == "az" and netloc:
         return BlobPath(None, netloc, path)
-    raise StorageError(f"{redact(uri)!r} is not an Azure Blob URI (wasbs://, https://…blob.core.windows.net, az://)")
+    raise StorageError(f"{redact(uri)!r} is not an Azure Blob URI ({FORMS})")
+
+
+FORMS = "wasbs://, abfss://, https://…blob|dfs.core.windows.net, az://"
 
 
 @dataclass(frozen=True)
 class BlobCredentials:
-    """How to reach one storage account. Picklable, so executors build their own clients."""
+    """How to reach one storage account. Picklable, so executors build their own clients (with
+    ``token``, each executor asks its own node's identity for a token)."""
 
     account: str
     endpoint: str
     key: str | None = field(default=None, repr=False)
     sas_token: str | None = field(default=None, repr=False)
     connection_string: str | None = field(default=None, repr=False)
+    token: bool = False  # an Entra ID token from DefaultAzureCredential
+
+    @property
+    def kind(self) -> str:
+        """Which credential this is, for logs and records (never the secret itself)."""
+        if self.token:
+            return ENTRA_ID
+        if self.connection_string:
+            return "connection string"
+        return "account key" if self.key else "SAS token" if self.sas_token else "anonymous"
 
     def service(self) -> Any:
         """A BlobServiceClient with retries, one per process and account."""
@@ -116,6 +151,8 @@ class BlobCredentials:
                 credential: Any = self.sas_token
                 if self.key:
                     credential = {"account_name": self.account, "account_key": self.key}
+                elif self.token:
+                    credential = _token_credential()
                 cached = BlobServiceClient(self.endpoint, credential=credential, retry_policy=retry)
             _CLIENTS[self] = cached
         return cached
@@ -123,8 +160,32 @@ class BlobCredentials:
     def container(self, name: str) -> Any:
         return self.service().get_container_client(name)
 
+    def token_source(self) -> str | None:
+        """The DefaultAzureCredential member that gave this process its token (after a request)."""
+        if not self.token:
+            return None
+        chosen = getattr(_TOKEN_CREDENTIAL.get("default"), "_successful_credential", None)
+        return type(chosen).__name__ if chosen is not None else None
+
 
 _CLIENTS: dict[BlobCredentials, Any] = {}
+_TOKEN_CREDENTIAL: dict[str, Any] = {}
+
+
+def _token_credential() -> Any:
+    """One DefaultAzureCredential per process: it caches and refreshes its tokens."""
+    if "default" not in _TOKEN_CREDENTIAL:
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise StorageError("Entra ID sign-in needs azure-identity: pip install azure-identity") from None
+        # Its failure is a multi-line report per attempt; ours is one line (see describe).
+        logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
+        _TOKEN_CREDENTIAL["default"] = DefaultAzureCredential()
+    return _TOKEN_CREDENTIAL["default"]
+
+
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 
 def _from_connection_string(text: str) -> BlobCredentials:
@@ -142,8 +203,9 @@ def _from_connection_string(text: str) -> BlobCredentials:
 def credentials(account: str | None, sas_token: str | None = None) -> BlobCredentials:
     """The credentials for ``account`` (or the configured one); see the module doc for sources.
 
-    ``sas_token`` (from a SAS URL) wins over the environment for its account; the endpoint then
-    comes from the environment when it names the same account (an emulator), else Azure's.
+    ``sas_token`` (from a SAS URL) wins over the environment for its account. An emulator's
+    endpoint (``AZURE_STORAGE_BLOB_ENDPOINT``, or a connection string's) is used for the
+    account it names, whatever the credential; other accounts are Azure's.
     """
     env = os.environ
     found: BlobCredentials | None = None
@@ -151,27 +213,25 @@ def credentials(account: str | None, sas_token: str | None = None) -> BlobCreden
         found = _from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
     elif env.get("AZURE_STORAGE_ACCOUNT"):
         name = env["AZURE_STORAGE_ACCOUNT"]
-        found = BlobCredentials(
-            name,
-            env.get("AZURE_STORAGE_BLOB_ENDPOINT", f"https://{name}.blob.core.windows.net").rstrip("/"),
-            key=env.get("AZURE_STORAGE_KEY"),
-            sas_token=env.get("AZURE_STORAGE_SAS_TOKEN"),
-        )
+        key, sas = env.get("AZURE_STORAGE_KEY"), env.get("AZURE_STORAGE_SAS_TOKEN")
+        endpoint = env.get("AZURE_STORAGE_BLOB_ENDPOINT", f"https://{name}.blob.core.windows.net").rstrip("/")
+        # An account named with no key or SAS signs in with Entra ID (never anonymously).
+        found = BlobCredentials(name, endpoint, key=key, sas_token=sas, token=not (key or sas))
     elif env.get("AZURE_STORAGE_SECRETS"):
         found = _from_file(env["AZURE_STORAGE_SECRETS"])
-    if sas_token and account:
-        same = found is not None and found.account == account
-        endpoint = found.endpoint if same and found else f"https://{account}.blob.core.windows.net"
-        return BlobCredentials(account, endpoint, sas_token=sas_token)
-    if found is None:
+    account = account or (found.account if found else None)
+    if account is None:
         raise StorageError(
-            f"no credentials for storage account {account or '(unnamed)'}: set AZURE_STORAGE_CONNECTION_STRING, "
-            "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_SECRETS, "
-            "or give a SAS URL"
+            "az:// names no storage account: set AZURE_STORAGE_ACCOUNT (Entra ID sign-in), "
+            "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SECRETS, or use a wasbs:// or abfss:// URI"
         )
-    if account is not None and account != found.account:
-        raise StorageError(f"credentials are for account {found.account}, the URI names {account}")
-    return found
+    same = found is not None and found.account == account
+    endpoint = found.endpoint if same and found else f"https://{account}.blob.core.windows.net"
+    if sas_token:
+        return BlobCredentials(account, endpoint, sas_token=sas_token)
+    if same and found:
+        return found
+    return BlobCredentials(account, endpoint, token=True)
 
 
 def _from_file(path: str) -> BlobCredentials:
@@ -199,8 +259,14 @@ def describe(exc: Exception, what: str) -> StorageError:
     if isinstance(exc, ResourceNotFoundError):
         code = getattr(exc, "error_code", None) or "not found"
         return StorageError(f"{what}: {code}")
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "response", None) is None:
+        # No storage response: the credential itself could get no token. Say where one comes from.
+        return StorageError(
+            f"{what}: no Entra ID token (DefaultAzureCredential found no managed identity, workload identity, "
+            "AZURE_CLIENT_* service principal or az login); or give an account key, SAS or connection string"
+        )
     if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) in (401, 403):
-        return StorageError(f"{what}: access denied (check the account key or SAS token)")
+        return StorageError(f"{what}: access denied (check the account key, SAS token, or the identity's role)")
     if isinstance(exc, HttpResponseError):
         return StorageError(f"{what}: HTTP {exc.status_code} {getattr(exc, 'error_code', '') or ''}".rstrip())
     return StorageError(f"{what}: {type(exc).__name__}")
@@ -350,13 +416,20 @@ class BlobStorage(Storage):
         self.creds = credentials(loc.account, loc.sas_token)
         self.container_name = loc.container
         self.prefix = loc.path
+        self.dfs = loc.dfs
         self.client = self.creds.container(loc.container)
 
     def _name(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
     def uri(self, *parts: str) -> str:
+        if self.dfs:
+            return f"abfss://{self.container_name}@{self.creds.account}.dfs.core.windows.net/{self._name(*parts)}"
         return f"wasbs://{self.container_name}@{self.creds.account}.blob.core.windows.net/{self._name(*parts)}"
+
+    def credential(self) -> str:
+        source = self.creds.token_source()
+        return f"{self.creds.kind}: {source}" if source else self.creds.kind
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from azure.core.exceptions import ResourceExistsError
@@ -374,6 +447,11 @@ class BlobStorage(Storage):
         One listing request: a container SAS may list but not read the container's properties."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        if self.creds.token:  # a token first: without one, every request would be retried in vain
+            try:
+                _token_credential().get_token(STORAGE_SCOPE)
+            except Exception as exc:
+                raise describe(exc, f"account {self.creds.account}") from None
         try:
             next(self.client.list_blobs(results_per_page=1).by_page(), None)
         except ResourceNotFoundError:
@@ -443,10 +521,13 @@ class BlobStorage(Storage):
         name = self._name(*parts)
         prefix = f"{name}/" if name else ""
         # Page by page, so a listing is never held whole.
-        pages = self.client.list_blobs(name_starts_with=prefix, results_per_page=self.LIST_PAGE).by_page()
+        listing = self.client.list_blobs(name_starts_with=prefix, results_per_page=self.LIST_PAGE, include=["metadata"])
+        pages = listing.by_page()
         found = False
         while (page := self._call(f"list {self.uri(*parts)}", lambda: next(pages, None))) is not None:
             for blob in page:  # a fetched page: iterating it makes no request
+                if (blob.metadata or {}).get("hdi_isfolder") == "true":
+                    continue  # a hierarchical namespace's folder, listed as an empty blob
                 rel = blob.name[len(prefix) :]
                 if not any(p.startswith(HIDDEN) for p in rel.split("/")):
                     found = True

@@ -23,8 +23,17 @@ from jobs.config import CLASSIFIERS as NAMES
 from jobs.config import ConfigError
 
 FLAGS = ("maxIter", "regParam", "elasticNetParam", "numTrees", "maxDepth", "stepSize")
+# What each flag means, for --help (pyspark.ml's own parameter names; the defaults are DEFAULTS').
+FLAG_HELP = {
+    "maxIter": "logisticregression: optimizer iterations (200); gbt: boosting rounds (20)",
+    "regParam": "logisticregression: regularization strength (0.01; --tune chooses it on validation)",
+    "elasticNetParam": "logisticregression: L1 share of the penalty, 0 = L2 only (0)",
+    "numTrees": "randomforest: trees (50)",
+    "maxDepth": "randomforest (10), gbt (5): deepest tree",
+    "stepSize": "gbt: learning rate, shrinking each tree's step (0.1)",
+}
 
-__all__ = ["DEFAULTS", "FLAGS", "GRIDS", "NAMES", "build", "grid"]
+__all__ = ["DEFAULTS", "FLAGS", "FLAG_HELP", "GRIDS", "NAMES", "build", "grid"]
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # regParam 0 overfits 1280-d CNN features (measured: train 1.00, test 0.948 on MNIST).

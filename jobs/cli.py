@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featurizers.export import WeightsUnavailableError
+from featurizers.export import MissingExtraError, WeightsUnavailableError
 from featurizers.image_featurizer import EngineError, ModelFileError
 from featurizers.quantize import QuantizationError
 from featurizers.zoo import PoolGridError, UnknownModelError
-from jobs.config import ConfigError
+from jobs.config import ConfigError, describe
 from jobs.datasets import DatasetError
 from jobs.lock import LockedError
 from jobs.names import NameError_
@@ -41,6 +41,7 @@ BAD_INPUT = (
     NameError_,
     ModelFileError,
     QuantizationError,  # e.g. no decodable calibration image
+    MissingExtraError,  # torch for an export or a fine-tune: the line names the extra to install
 )
 
 
@@ -111,9 +112,11 @@ def main(
 
     def go() -> dict[str, Any]:
         cfg = parse_args(argv)
+        print(f"{job}: configuration (flag > conf > recipe > default):\n{describe(cfg)}", file=sys.stderr, flush=True)
         spark = get_spark(f"{job}-{cfg.output_model_name}", synapseml=getattr(cfg, "engine", "") == "synapseml")
         storage = open_storage(cfg.storage, spark)
         storage.check()
+        print(f"{job}: storage {redact(storage.uri())} ({storage.credential()})", file=sys.stderr, flush=True)
         return work(spark, cfg, storage)
 
     return run(job, go, argv)

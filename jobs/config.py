@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import types
 import typing
 from typing import Any
@@ -219,8 +220,45 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
         if not _is_a(value, hints[key]):
             expected = _describe(hints[key])
             raise ConfigError(f"{conf_path}: {key} = {value!r} is {_toml_type(value)}, expected {expected}")
-    mine.update({k: v for k, v in cli.items() if v is not None and k in known})
-    return cls(**mine).validate()
+    given = {k: v for k, v in cli.items() if v is not None and k in known}
+    # A flag is what the user asked for now: --sample_frac beats the conf's per-split fractions.
+    for general, specific in SHADOWS.items():
+        if general in given:
+            for key in specific:
+                if key not in given:
+                    mine.pop(key, None)
+    mine.update(given)
+    cfg = cls(**mine)
+    unset = {k for k in known if getattr(cfg, k) is None}
+    cfg.validate()
+    cfg.sources = {  # which layer each value came from, for the start line and the run record
+        k: "flag"
+        if k in given
+        else "conf"
+        if k in mine
+        else "recipe"
+        if k in unset and getattr(cfg, k) is not None
+        else "default"
+        for k in sorted(known)
+    }
+    return cfg
+
+
+SHADOWS = {"sample_frac": ("train_sample_frac", "test_sample_frac")}
+
+
+def resolved(cfg: Any) -> dict[str, Any]:
+    """``{key: {"value", "from"}}``: the configuration a run used and where each value came from
+    (flag > conf > the data set's recipe > default)."""
+    sources = getattr(cfg, "sources", {})
+    return {k: {"value": v, "from": sources.get(k, "default")} for k, v in sorted(dataclasses.asdict(cfg).items())}
+
+
+def describe(cfg: Any) -> str:
+    """The resolved configuration as lines for stderr at start: ``key = value  (from)``."""
+    rows = resolved(cfg)
+    width = max(map(len, rows))
+    return "\n".join(f"  {k:<{width}} = {json.dumps(r['value'])}  ({r['from']})" for k, r in rows.items())
 
 
 def _is_a(value: Any, hint: Any) -> bool:
@@ -261,6 +299,29 @@ def _toml_type(value: Any) -> str:
 
 def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
+
+
+def show_defaults(parser: argparse.ArgumentParser, cls: type) -> argparse.ArgumentParser:
+    """Ends each flag's help with its default: the job's own, or what the data set's recipe
+    gives when the flag is left out (flags default to None so that a conf file can set them)."""
+    from jobs.recipes import DEMO_DATA, RECIPES
+
+    own = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for action in parser._actions:  # argparse keeps no public list of its flags
+        if action.dest not in own or "default" in (action.help or ""):  # a help that names its default keeps it
+            continue
+        default = own[action.dest]
+        by_dataset = {d: r[action.dest] for d, r in RECIPES.items() if action.dest in r}
+        if default is None and by_dataset:
+            text = "the data set's recipe: " + ", ".join(f"{d} {json.dumps(v)}" for d, v in by_dataset.items())
+        elif default is None and action.dest == "data":
+            text = "the demo copy: " + ", ".join(f"{d} {v}" for d, v in DEMO_DATA.items())
+        elif default is None:
+            text = "unset"
+        else:
+            text = json.dumps(default)
+        action.help = f"{action.help or ''} (default: {text})".strip()
+    return parser
 
 
 def add_conf_flag(parser: argparse.ArgumentParser) -> None:

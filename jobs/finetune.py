@@ -25,7 +25,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from featurizers.export import sha256_bytes
+from featurizers.export import require_torch, sha256_bytes
 from featurizers.finetune import FinetuneSpec, train_process
 from featurizers.zoo import get_entry
 from jobs import cli, config, train
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> config.FinetuneConfig:
     p.add_argument("--pretrained_model_type", help="the zoo backbone to fine-tune (default efficientnet_lite0)")
     p.add_argument("--dataset", choices=config.DATASETS[:2], help="aerial (default) or ucmerced")
     p.add_argument("--data", help="aerial root (<label>/ folders, or train/ and test/), or UC Merced")
-    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains (0.8)")
+    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains")
     p.add_argument("--val_ratio", type=float, help="share of train held out: picks the best epoch and the head")
     p.add_argument("--sample_frac", type=float, help="fraction of train and test images to use")
     p.add_argument("--storage", help="storage root (default ./data)")
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> config.FinetuneConfig:
     p.add_argument("--finetune_batch_size", type=int, help="images per step per process")
     p.add_argument("--image_size", type=int, help="train and featurize at this square (default 256)")
     p.add_argument("--tune", action=argparse.BooleanOptionalAction, help="choose the classifier's settings on val")
-    args = vars(p.parse_args(argv))
+    args = vars(config.show_defaults(p, config.FinetuneConfig).parse_args(argv))
     args.pop("summary_file")
     return config.build(config.FinetuneConfig, args.pop("conf"), args)
 
@@ -114,6 +114,7 @@ def _what_failed(exc: BaseException) -> str:
 
 def finetune(spark: SparkSession, cfg: config.FinetuneConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
+    require_torch("fine-tuning")
     cores = spark.sparkContext.defaultParallelism
     if not cfg.use_gpu and cfg.num_processes > cores:
         raise config.ConfigError(f"num_processes {cfg.num_processes} is more than the {cores} cores Spark has")

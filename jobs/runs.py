@@ -139,16 +139,25 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--storage", default="data")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    # --storage and --json go before or after the command (`runs list --json`, `runs --json list`).
+    def common_flags(default: Any) -> argparse.ArgumentParser:
+        flags = argparse.ArgumentParser(add_help=False)
+        flags.add_argument("--storage", default=default or "data", help="storage root (default ./data)")
+        flags.add_argument("--json", action="store_true", default=default or False, help="machine-readable output")
+        return flags
+
+    common = common_flags(argparse.SUPPRESS)  # after the command: set only when given
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common_flags(None)]
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list")
-    sub.add_parser("show").add_argument("run")
-    cmp = sub.add_parser("compare")
+    sub.add_parser("list", parents=[common], help="one line per run")
+    sub.add_parser("show", parents=[common], help="one run whole").add_argument("run")
+    cmp = sub.add_parser("compare", parents=[common], help="two runs side by side")
     cmp.add_argument("run_a")
     cmp.add_argument("run_b")
-    sub.add_parser("best").add_argument("--metric", choices=METRICS, default="accuracy")
+    best_p = sub.add_parser("best", parents=[common], help="the best run by a metric")
+    best_p.add_argument("--metric", choices=METRICS, default="accuracy")
     args = p.parse_args(argv)
     try:
         records = load(open_storage(args.storage))

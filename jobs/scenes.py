@@ -190,7 +190,7 @@ def _reader(location: Storage) -> Reader:
     try:
         return location.reader()
     except StorageError as exc:
-        raise DatasetError(f"scenes: {exc}; GDAL reads local paths and Azure Blob here") from None
+        raise DatasetError(f"scenes: {exc}") from None
 
 
 def scene_id(relative: str) -> str:
@@ -254,7 +254,7 @@ def header(path: str, sid: str, reader: Reader, opts: SceneOptions) -> dict[str,
     row: dict[str, Any] = {f.name: None for f in SCENES.fields} | {"scene_id": sid, "scene_path": path}
     try:
         ds = open_scene(path, reader)
-    except (RasterioIOError, FileNotFoundError, StorageError) as exc:
+    except (RasterioIOError, OSError, StorageError) as exc:  # OSError: fsspec and file openers
         return row | {"scene_reject": f"not_a_raster: {_short(exc)}"}
     missing = [b for b in opts.bands if b > ds.count]
     if missing:
@@ -392,7 +392,7 @@ def read_window(
                 masked=True,
             )
             break
-        except RasterioIOError as exc:
+        except (RasterioIOError, OSError, StorageError) as exc:
             _forget(path)  # a broken handle is not reused
             if attempt == READ_TRIES - 1:
                 return None, f"read_error: {_short(exc)}"

@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> config.ScoreConfig:
     scenes.add_argument("--tile_m", type=float, help="window size in metres (default: the model's training tiles)")
     scenes.add_argument("--max_nodata", type=float, help="reject windows with more nodata than this share (0.5)")
     scenes.add_argument("--value_range", type=_floats, help="LO,HI mapped to 0..255 (default: per-scene stretch)")
-    args = vars(p.parse_args(argv))
+    args = vars(config.show_defaults(p, config.ScoreConfig).parse_args(argv))
     args.pop("summary_file")
     return config.build(config.ScoreConfig, args.pop("conf"), args)
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +25,7 @@ FILE_OPEN_COST = str(64 * 1024)
 
 
 SYNAPSEML_PACKAGE = "com.microsoft.azure:synapseml_2.12:1.1.0"
+LOG4J2 = Path(__file__).with_name("log4j2.properties")  # installed with the package
 
 
 def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
@@ -49,8 +51,11 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
             "spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g")
         )
         # Python workers use this interpreter (and its packages) unless told otherwise;
-        # pyspark reads only the environment variable for that.
+        # pyspark reads only the environment variable for that. (Also what lets an entry point
+        # run under cron's bare environment: no python on PATH is needed.)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # Spark's own logging at WARN from the JVM's first line, without the Makefile's flags.
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2}")
     if synapseml:
         builder = builder.config("spark.jars.packages", SYNAPSEML_PACKAGE)
     spark = builder.getOrCreate()

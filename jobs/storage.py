@@ -14,10 +14,10 @@ The storage root is laid out like the original sample's storage account:
 Three kinds of location share one interface (:class:`Storage`):
 
 * a local folder or ``file://`` URI (the default, ``./data``): :class:`LocalStorage`;
-* Azure Blob Storage (``wasbs://``, ``https://<account>.blob.core.windows.net/``, ``az://``):
-  :class:`jobs.blob.BlobStorage`, through azure-storage-blob;
-* any other Hadoop URI (``abfss://``, ``hdfs://``, ``s3a://``): :class:`HadoopStorage`, handed
-  to Spark as is.
+* Azure Blob Storage and ADLS Gen2 (``wasbs://``, ``abfss://``, ``https://<account>.blob|dfs.core.windows.net/``,
+  ``az://``): :class:`jobs.blob.BlobStorage`, through azure-storage-blob;
+* any other Hadoop URI (``hdfs://``, ``s3a://``, ``gs://``): :class:`HadoopStorage`, handed
+  to Spark as is; executors read its files from Python through fsspec (:mod:`jobs.fsspec_reader`).
 
 Visibility: small files are written whole (a reader never sees half of one); a table becomes
 visible when its ``_SUCCESS`` is written, after every part; a saved model when it is complete.
@@ -189,6 +189,10 @@ class Storage(ABC):
         """Fails early, with one line, when the location cannot be used (remote kinds check)."""
         return None
 
+    def credential(self) -> str:
+        """How this root is reached, for the start line and records (never a secret)."""
+        return "local file system"
+
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.read_bytes(*parts))
 
@@ -250,6 +254,7 @@ class LocalStorage(SparkTables):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
+            os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide records and models from other users
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
@@ -386,10 +391,11 @@ class LocalStorage(SparkTables):
 
 
 class HadoopStorage(SparkTables):
-    """Any URI Spark's Hadoop FileSystem opens (abfss://, hdfs://, s3a://, …), passed as is.
+    """Any URI Spark's Hadoop FileSystem opens (hdfs://, s3a://, gs://, …), passed as is.
 
-    Small files go through the JVM from the driver. Executors cannot read these URIs from
-    Python, so image sets here are read by Spark's binaryFile source (which skips empty files).
+    Small files go through the JVM from the driver, and tile sets are read by Spark's binaryFile
+    source. Where Python on the executors must read files itself (scene windows, idx files),
+    it goes through fsspec (:class:`jobs.fsspec_reader.FsspecReader`).
     """
 
     def __init__(self, root: str, spark: SparkSession) -> None:
@@ -432,10 +438,9 @@ class HadoopStorage(SparkTables):
     def head(self, n: int, *parts: str) -> bytes:
         fs, path = self._fs(*parts)
         stream = fs.open(path)
-        try:
-            buf = bytearray(n)
-            got = stream.read(buf)
-            return bytes(buf[: max(got, 0)])
+        try:  # read on the JVM side: py4j hands Java a copy of a Python buffer, never fills it
+            io = self.spark.sparkContext._jvm.org.apache.commons.io  # type: ignore[union-attr]
+            return bytes(io.IOUtils.toByteArray(io.input.BoundedInputStream(stream, n)))
         finally:
             stream.close()
 
@@ -484,8 +489,13 @@ class HadoopStorage(SparkTables):
         names = [st.getPath().getName() for st in fs.listStatus(path) if st.isDirectory()]
         return sorted(n for n in names if not n.startswith(HIDDEN))
 
+    def credential(self) -> str:
+        return "Hadoop configuration"
+
     def reader(self) -> Reader:
-        raise StorageError(f"{self.root}: executors read Hadoop URIs through Spark (binaryFile), not Python")
+        from jobs.fsspec_reader import FsspecReader
+
+        return FsspecReader.for_uri(self.root)
 
     def read_table(self, spark: SparkSession, *parts: str) -> DataFrame:
         return spark.read.parquet(self.uri(*parts))
@@ -530,6 +540,13 @@ class HadoopStorage(SparkTables):
         if not self.exists(*parts, CARD):
             raise StorageError(f"no saved model at {self.uri(*parts)}")
         return dict(self.read_json(*parts, CARD))
+
+
+# Files and folders as the process's umask makes them (Spark's own are made so), not mkstemp's
+# 0600: run records, model cards and exported networks are read by other users of a shared root.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def _identity(path: Path) -> tuple[int, int]:

@@ -60,11 +60,11 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p.add_argument("--image_size", type=int, help="resize images to this square (default: the network's own)")
     p.add_argument("--mmlspark_model_type", choices=config.CLASSIFIERS)
     p.add_argument("--sample_frac", type=float, help="fraction of train and test images to use")
-    p.add_argument("--train_sample_frac", type=float)
-    p.add_argument("--test_sample_frac", type=float)
+    p.add_argument("--train_sample_frac", type=float, help="fraction of train images (over sample_frac)")
+    p.add_argument("--test_sample_frac", type=float, help="fraction of test images (over sample_frac)")
     p.add_argument("--dataset", choices=config.DATASETS, help="aerial (default), ucmerced or mnist")
     p.add_argument("--data", help="aerial root (<label>/ folders, or train/ and test/), UC Merced, or MNIST idx folder")
-    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains (0.8)")
+    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains")
     p.add_argument("--val_ratio", type=float, help="share of train held out to choose classifier settings")
     p.add_argument("--gsd_m", type=float, help="training imagery's metres per pixel (model card; scene tiles)")
     p.add_argument("--image_px", type=int, help="training images' side in pixels (with gsd_m: tile size in metres)")
@@ -76,8 +76,9 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p.add_argument("--tune", action=argparse.BooleanOptionalAction, help="choose classifier settings on the val split")
     p.add_argument("--cache_features", action="store_true", default=None, help="reuse features across runs")
     for flag in classifiers.FLAGS:
-        p.add_argument(f"--{flag}", type=float if flag in ("regParam", "elasticNetParam", "stepSize") else int)
-    args = vars(p.parse_args(argv))
+        kind = float if flag in ("regParam", "elasticNetParam", "stepSize") else int
+        p.add_argument(f"--{flag}", type=kind, help=classifiers.FLAG_HELP[flag])
+    args = vars(config.show_defaults(p, config.TrainConfig).parse_args(argv))
     args.pop("summary_file")
     flags = {k: args.pop(k) for k in classifiers.FLAGS if args.get(k) is not None}
     for k in classifiers.FLAGS:
@@ -315,6 +316,7 @@ def train(
         "warnings": warnings,
         "sample_frac": {"train": cfg.fraction("train"), "test": cfg.fraction("test")},
         "config": dataclasses.asdict(cfg),
+        "config_from": getattr(cfg, "sources", {}),  # flag, conf, recipe or default, per key
         **result.to_dict(),
         "counts": counts,
         "timings_s": timings,

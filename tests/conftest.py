@@ -81,7 +81,7 @@ def submit_command(script: str, *args: str, master: str | None = None) -> tuple[
     """The spark-submit command line and environment for a job, as a user would run it."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     submit_bin = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    log4j = f"-Dlog4j2.configurationFile={ROOT / 'conf' / 'log4j2.properties'}"
+    log4j = f"-Dlog4j2.configurationFile={ROOT / 'jobs' / 'log4j2.properties'}"
     options = ["--master", master] if master else []
     return [submit_bin, *options, "--driver-java-options", log4j, str(ROOT / "jobs" / script), *args], env
 

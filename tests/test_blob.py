@@ -59,14 +59,30 @@ def test_uri_forms():
     assert blob.parse("az://train") == blob.BlobPath(None, "train", "")
     with pytest.raises(StorageError, match="expected wasbs://<container>@<account>"):
         blob.parse("wasbs://train@example.com/x")
-    assert not blob.is_blob_uri("abfss://c@acct.dfs.core.windows.net/x")
+    # ADLS Gen2 names the same account's data: read and written through its Blob API, shown back as named.
+    assert blob.parse("abfss://lake@acct.dfs.core.windows.net/a/b") == blob.BlobPath("acct", "lake", "a/b", dfs=True)
+    assert blob.parse("https://acct.dfs.core.windows.net/lake/a") == blob.BlobPath("acct", "lake", "a", dfs=True)
+    assert blob.is_blob_uri("abfss://c@acct.dfs.core.windows.net/x") and not blob.is_blob_uri("abfss://c@example.com/x")
+    assert not blob.is_blob_uri("hdfs://namenode/x")
 
 
 def test_credentials_sources_and_no_secret_in_repr(tmp_path, monkeypatch):
     for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_SECRETS"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(StorageError, match="set AZURE_STORAGE_CONNECTION_STRING"):
-        blob.credentials("acct")
+    # Nothing configured for an account: Entra ID, never anonymous; az:// then names no account.
+    assert blob.credentials("acct").kind == blob.ENTRA_ID
+    with pytest.raises(StorageError, match="az:// names no storage account"):
+        blob.credentials(None)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT", "acct")
+    assert blob.credentials(None) == blob.BlobCredentials("acct", "https://acct.blob.core.windows.net", token=True)
+    # No identity on this machine: one line at the start, not a minute of retried requests.
+    monkeypatch.setattr(blob, "_TOKEN_CREDENTIAL", {})
+    for name in ("IDENTITY_ENDPOINT", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_BLOB_ENDPOINT", "https://127.0.0.1:9/acct")
+    with pytest.raises(StorageError, match=r"^account acct: no Entra ID token \(DefaultAzureCredential found no"):
+        open_storage("abfss://lake@acct.dfs.core.windows.net/x").check()
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT")
     secrets = tmp_path / "settings.cfg"
     secrets.write_text("[azure]\naccount = acct\nkey = c2VjcmV0LWtleQ==\n")
     monkeypatch.setenv("AZURE_STORAGE_SECRETS", str(secrets))
@@ -76,9 +92,10 @@ def test_credentials_sources_and_no_secret_in_repr(tmp_path, monkeypatch):
         "https://acct.blob.core.windows.net",
         "c2VjcmV0LWtleQ==",
     )
-    assert "c2VjcmV0" not in repr(creds)
-    with pytest.raises(StorageError, match="credentials are for account acct, the URI names other"):
-        blob.credentials("other")
+    assert "c2VjcmV0" not in repr(creds) and creds.kind == "account key"
+    # Another account in the same run signs in with Entra ID at Azure's endpoint.
+    other = blob.credentials("other")
+    assert (other.kind, other.endpoint, other.key) == (blob.ENTRA_ID, "https://other.blob.core.windows.net", None)
 
 
 def test_storage_basics_and_concurrent_appends(env):
@@ -168,8 +185,8 @@ def test_score_from_blob_keeps_every_tile(blob_runs, spark):
 def test_missing_container_and_wrong_key_fail_in_one_line(env, azurite, uploaded, capsys, monkeypatch):
     args = ["--dataset", "aerial", "--data", f"wasbs://train@{HOST}/aerial", "--output_model_name", "x"]
     assert train.main([*args, "--storage", "az://nosuchcontainer/x"]) == cli.EXIT_BAD_INPUT
-    err = capsys.readouterr().err.strip()
-    assert err == f"train: error: container nosuchcontainer not found in account {ACCOUNT}"
+    err = capsys.readouterr().err.strip().splitlines()  # the resolved configuration, then the error
+    assert err[-1] == f"train: error: container nosuchcontainer not found in account {ACCOUNT}"
     wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(azurite.port, wrong))
     blob._CLIENTS.clear()
@@ -181,7 +198,11 @@ def test_missing_container_and_wrong_key_fail_in_one_line(env, azurite, uploaded
     finally:
         blob._CLIENTS.clear()
     assert code == cli.EXIT_BAD_INPUT
-    assert out.err.strip() == "score: error: container models: access denied (check the account key or SAS token)"
+    last = out.err.strip().splitlines()[-1]
+    assert (
+        last
+        == "score: error: container models: access denied (check the account key, SAS token, or the identity's role)"
+    )
     assert wrong not in out.err + out.out
 
 

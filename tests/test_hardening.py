@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from collections import Counter
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from featurizers.preprocess import decode_rgb_noted
-from jobs import cli, config, redact, train
+from jobs import classifiers, cli, config, redact, train
 from jobs.datasets import mnist
 from jobs.storage import LocalStorage
 
@@ -101,3 +102,37 @@ def test_signatures_never_reach_logs_or_records():
     conn = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5a2V5;EndpointSuffix=core.windows.net"
     assert "a2V5a2V5" not in json.dumps(redact.redact_obj({"data": url, "list": [conn], url: 1}))
     assert redact.redact("https://user:hunter2@host/x") == "https://user:REDACTED@host/x"
+
+
+def test_a_flag_always_wins_and_the_resolved_configuration_says_from_where(tmp_path, capsys):
+    conf = tmp_path / "job.toml"
+    conf.write_text("train_sample_frac = 0.5\ntest_sample_frac = 0.4\nseed = 7\nbatch_size = 4\n")
+    cfg = train.parse_args(["--conf", str(conf), "--sample_frac", "0.02", "--seed", "1"])
+    assert (cfg.fraction("train"), cfg.fraction("test"), cfg.seed, cfg.batch_size) == (0.02, 0.02, 1, 4)
+    assert cfg.train_sample_frac is None  # --sample_frac on the command line beat the conf's per-split value
+    pinned = train.parse_args(["--conf", str(conf), "--sample_frac", "0.02", "--train_sample_frac", "0.3"])
+    assert (pinned.fraction("train"), pinned.fraction("test")) == (0.3, 0.02)
+    rows = config.resolved(cfg)
+    assert rows["sample_frac"] == {"value": 0.02, "from": "flag"} and rows["batch_size"]["from"] == "conf"
+    assert rows["pretrained_model_type"] == {"value": "efficientnet_lite0+mobilenet_v2", "from": "recipe"}
+    assert rows["train_ratio"] == {"value": 0.8, "from": "default"}
+    lines = [" ".join(line.split()) for line in config.describe(cfg).splitlines()]
+    assert "sample_frac = 0.02 (flag)" in lines and len(lines) == len(rows)  # printed at start, one per key
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    helped = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert (
+        "(default: 42)" in helped
+        and "(default: the data set's recipe: aerial true, ucmerced true, mnist false)" in helped
+    )
+    for flag, meaning in classifiers.FLAG_HELP.items():
+        assert f"--{flag} {flag.upper()} {meaning}" in helped
+
+
+def test_a_missing_torch_is_one_line_naming_the_extra(monkeypatch):
+    from featurizers import export
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # what an install without the export extra sees
+    with pytest.raises(export.MissingExtraError, match=r"^exporting resnet18 to ONNX needs torch: pip install"):
+        export.export("resnet18")
+    assert export.MissingExtraError in cli.BAD_INPUT  # exit 2 with that line

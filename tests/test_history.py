@@ -39,10 +39,11 @@ def history(spark, fixtures, lite0_onnx, storage, tmp_path_factory, monkeypatch_
         output_model_name="gbt", mmlspark_model_type="gbt", gbt={"maxIter": 5}, **base, **LITE0
     )
     gbt = train.train(spark, gbt_cfg.validate(), root)
-    pix_cfg = config.TrainConfig(
-        output_model_name="pix", pretrained_model_type="pixels", mmlspark_model_type="randomforest", **base, d4=False
-    )
-    pix = train.train(spark, pix_cfg.validate(), root)
+    conf = tmp_path_factory.mktemp("conf") / "pix.toml"  # as a user runs it: a conf file, flags over it
+    conf.write_text('output_model_name = "pix"\nmmlspark_model_type = "randomforest"\ntrain_sample_frac = 0.5\n')
+    flags = ["--pretrained_model_type", "pixels", "--sample_frac", "1.0", "--no-d4", "--seed", "42"]
+    flags += [f"--{k}={v}" for k, v in base.items()]
+    pix = train.train(spark, train.parse_args(["--conf", str(conf), *flags]), root)
     return root, mlruns, tuned, gbt, pix
 
 
@@ -62,6 +63,16 @@ def test_index_has_one_record_per_run(history):
     assert first["accuracy"] == tuned["accuracy"] and first["n_train"] == tuned["n_train"]
     assert records[2]["pretrained_model_type"] == "pixels"
     assert [r["pool_grid"] for r in records] == [2, 1, 1]
+    # The run record says where each setting came from; --sample_frac beat the conf's train fraction.
+    pix_record = root.read_json(RUNS, pix["run_id"], "metrics.json")
+    came = pix_record["config_from"]
+    assert (came["output_model_name"], came["sample_frac"], came["pool_grid"], came["batch_size"]) == (
+        "conf",
+        "flag",
+        "recipe",
+        "default",
+    )
+    assert pix_record["sample_frac"] == {"train": 1.0, "test": 1.0} and came["train_sample_frac"] == "default"
     featurizer = root.load_model(TRAINED, "lr").stages[0]
     assert featurizer.getOrDefault("featureDim") == 4 * 1280
     card = root.read_json("pretrainedmodels", "efficientnet_lite0-grid2.json")

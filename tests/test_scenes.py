@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -111,6 +114,28 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
         assert "paletteEntry" in open(f"{maps_dir}/{sid}.qml").read()
 
 
+def test_duckdb_spatial_opens_the_footprints_unchanged(scored):
+    """DuckDB's spatial extension (loaded from its PyPI wheel: no download at test time) reads the
+    GeoParquet's geometry as GEOMETRY in the scene's CRS, with the footprints geopandas reads."""
+    import glob
+    import os
+
+    import duckdb
+    import duckdb_extension_spatial
+
+    home = os.path.dirname(duckdb_extension_spatial.__file__)
+    con = duckdb.connect()
+    con.execute(f"LOAD '{glob.glob(f'{home}/extensions/*/spatial.duckdb_extension')[0]}'")
+    for name, (_, _, _, _, crs, _, _) in SCENES.items():
+        path = f"{scored['maps_uri']}/{scene_id(name)}.parquet"
+        kind = con.execute(f"DESCRIBE SELECT geometry FROM read_parquet('{path}')").fetchone()[1]
+        assert kind.startswith("GEOMETRY") and (crs is None) == (kind == "GEOMETRY"), (name, kind)
+        query = "SELECT row, col, ST_XMin(geometry), ST_YMin(geometry), ST_XMax(geometry), ST_YMax(geometry) "
+        got = con.execute(query + f"FROM read_parquet('{path}') ORDER BY row, col").fetchall()
+        frame = gpd.read_parquet(path).sort_values(["row", "col"])
+        assert np.allclose([g[2:] for g in got], frame.geometry.bounds.to_numpy())
+
+
 def test_the_16_bit_four_band_scene_is_stretched_and_scored(scored, spark):
     rows = spark.read.parquet(scored["predictions_uri"]).where("scene_id = 'nir16_wgs84'")
     assert rows.where("reject_reason is null").count() == rows.count() == 4 * 3
@@ -174,24 +199,117 @@ def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):
     assert root.exists(MAPS, MODEL, out["run_id"], "huge.tif")
 
 
-def test_a_scene_in_blob_storage_scores_as_the_same_scene_on_disk(spark, root, fixtures, scored, tmp_path_factory):
-    from azurite import connection_string, running
+@pytest.fixture
+def entra_id_azurite(spark, tmp_path_factory):
+    """Azurite over HTTPS taking only Entra ID tokens, an identity endpoint issuing them, and the
+    environment that points the driver and the executors (as their own nodes' identity) at both."""
+    from azurite import ACCOUNT, identity_endpoint, running
 
     from jobs import blob
 
-    with running(tmp_path_factory.mktemp("azurite_scenes")) as server, pytest.MonkeyPatch.context() as mp:
-        for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_SECRETS"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string(server.port))
-        container = blob.credentials(None).service().create_container("scenes")
-        data = (fixtures / "scenes" / "rgb8_utm.tif").read_bytes()
-        container.upload_blob("naip/2026/rgb8_utm.tif", data)
-        remote = run_score(spark, root, "az://scenes/naip/2026", "--tile_px", "64")
+    with running(tmp_path_factory.mktemp("azurite_oauth"), oauth=True) as server, identity_endpoint() as (ids, issued):
+        node_env = ids | {"REQUESTS_CA_BUNDLE": str(server.cert)}
+        executors = spark.sparkContext.environment  # sent with every Python task: a fresh worker gets it
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(blob, "_TOKEN_CREDENTIAL", {})  # this process's credential reads the new environment
+            for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+                mp.delenv(name, raising=False)
+            mp.delenv("AZURE_STORAGE_SECRETS", raising=False)
+            for name, value in node_env.items():
+                mp.setenv(name, value)
+                mp.setitem(executors, name, value)
+            mp.setenv("AZURE_STORAGE_ACCOUNT", ACCOUNT)  # the emulator's endpoint for that account, no key
+            mp.setenv("AZURE_STORAGE_BLOB_ENDPOINT", server.endpoint)
+            yield server, issued
+
+
+def test_a_scene_in_adls_with_an_entra_id_token_scores_as_the_same_scene_on_disk(
+    spark, root, fixtures, scored, entra_id_azurite
+):
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import BlobServiceClient
+
+    from jobs import blob
+    from jobs.storage import open_storage
+
+    server, issued = entra_id_azurite
+    creds = blob.credentials(None)
+    assert creds.kind == blob.ENTRA_ID and creds.key is None
+    lake = creds.service().create_container("lake")
+    with pytest.raises(HttpResponseError):  # the server takes no anonymous request: tokens are checked
+        next(iter(BlobServiceClient(server.endpoint).get_container_client("lake").list_blobs()))
+    lake.upload_blob("naip/2026/rgb8_utm.tif", (fixtures / "scenes" / "rgb8_utm.tif").read_bytes())
+    lake.upload_blob("naip/2026", b"", metadata={"hdi_isfolder": "true"})  # a hierarchical namespace's folder
+
+    # An ADLS Gen2 root from plain Python (notebooks, the run index): same writes and listing as Blob.
+    store = open_storage(f"abfss://lake@{server.endpoint.rsplit('/', 1)[1]}.dfs.core.windows.net/root")
+    store.write_json({"a": 1}, "x", "card.json")
+    store.append_line("one", "runs", "index.jsonl")
+    store.append_line("two", "runs", "index.jsonl")
+    assert store.read_json("x", "card.json") == {"a": 1} and store.read_bytes("runs", "index.jsonl") == b"one\ntwo\n"
+    assert sorted(store.iter_files()) == ["runs/index.jsonl", "x/card.json"]
+    assert store.uri("x").startswith("abfss://lake@") and store.credential().endswith("ManagedIdentityCredential")
+
+    before = len(issued)
+    remote = run_score(spark, root, "abfss://lake@devstoreaccount1.dfs.core.windows.net/naip", "--tile_px", "64")
+    assert len(issued) > before  # the executors' Python workers asked for their own tokens
     local = spark.read.parquet(scored["predictions_uri"]).where("scene_id = 'rgb8_utm'")
     got = spark.read.parquet(remote["predictions_uri"])
     key = ["row", "col", "predicted_label", "reject_reason"]
+    assert remote["n_scenes"] == 1
     assert sorted(map(tuple, got.select(*key).collect())) == sorted(map(tuple, local.select(*key).collect()))
-    assert got.first()["path"].startswith("wasbs://scenes@")
+    assert got.first()["path"] == "abfss://lake@devstoreaccount1.dfs.core.windows.net/naip/2026/rgb8_utm.tif"
+
+
+def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
+    """hdfs://, s3a://, gs://…: windows read by fsspec's implementation of the scheme, here its
+    in-memory one (a real HDFS needs libhdfs on the nodes; see the README)."""
+    import fsspec
+
+    from jobs.fsspec_reader import FsspecReader
+    from jobs.scenes import SceneOptions, header, read_window
+    from jobs.storage import Reader, StorageError
+
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/naip/rgb8_utm.tif", (fixtures / "scenes" / "rgb8_utm.tif").read_bytes())
+    reader, opts = FsspecReader.for_uri("memory://naip"), SceneOptions(tile_px=64).check()
+    remote = header("memory://naip/rgb8_utm.tif", "a", reader, opts)
+    local = header(str(fixtures / "scenes" / "rgb8_utm.tif"), "a", Reader(), opts)
+    same = ("width", "height", "crs", "transform", "n_rows", "n_cols", "tile_px", "scene_reject")
+    assert {k: remote[k] for k in same} == {k: local[k] for k in same} and remote["scene_reject"] is None
+    window = (1, 2, 64, remote["lo"], remote["hi"])
+    assert read_window("memory://naip/rgb8_utm.tif", *window, reader, opts) == read_window(
+        str(fixtures / "scenes" / "rgb8_utm.tif"), *window, Reader(), opts
+    )
+    assert header("memory://naip/gone.tif", "b", reader, opts)["scene_reject"].startswith("not_a_raster")
+    with pytest.raises(StorageError, match="s3a:// files are read from Python through fsspec"):
+        FsspecReader.for_uri("s3a://bucket/scenes")
+
+
+def test_the_cron_line_runs_as_written_in_a_bare_environment(root, fixtures, tmp_path):
+    """What the README's cron line does: the installed command, under `env -i` (no PATH, no
+    PYSPARK_PYTHON, no JAVA_HOME), starts Spark itself, logs quietly and scores."""
+    command = Path(sys.executable).parent / "landuse-score"
+    args = [
+        "--output_model_name",
+        MODEL,
+        "--storage",
+        str(root.root),
+        "--scenes",
+        str(fixtures / "scenes" / "rgb8_utm.tif"),
+    ]
+    summary = tmp_path / "summary.json"
+    done = subprocess.run(
+        ["env", "-i", str(command), *args, "--tile_px", "64", "--summary_file", str(summary)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == json.loads(summary.read_text()) and out["n_tiles"] == 20
+    assert " INFO " not in done.stderr  # Spark's own logging starts at WARN
 
 
 def test_windows_that_cannot_be_read_are_retried_then_rejected_with_a_reason(spark, root, fixtures, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS
@@ -10,7 +13,7 @@ from pyspark.ml import PipelineModel
 
 from featurizers.rejects import MaskRejects
 from jobs import cli, convert, score, train
-from jobs.datasets import folders
+from jobs.datasets import folders, mnist
 from jobs.storage import HadoopStorage, LocalStorage, StorageError
 
 
@@ -25,6 +28,10 @@ def test_local_writes_are_whole_and_lists_skip_hidden(tmp_path):
     assert (store.head(2, "a", "b.bin"), store.size("a", "b.bin")) == (b"ab", 3)
     with pytest.raises(StorageError, match="not found"):
         store.read_bytes("nope")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # Readable by the root's other users as the umask allows (Spark's files are), never mkstemp's 0600.
+    assert stat.S_IMODE((tmp_path / "a" / "b.bin").stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_long_listing_reaches_executors_whole_in_bounded_partitions(tmp_path, spark):
@@ -119,6 +126,10 @@ def test_hadoop_uris_go_through_spark(tmp_path, spark, fixtures):
     rows = folders.load_labelled(spark, aerial, "train").collect()
     assert len(rows) == AERIAL_COUNTS["train"] * len(AERIAL_LABELS)
     assert {r["label"] for r in rows} == set(AERIAL_LABELS)
+    # Where Python on the executors reads files itself (idx by range, scene windows), fsspec does.
+    idx = mnist.load_split(spark, HadoopStorage((fixtures / "idx_gz").as_uri(), spark), "test")
+    local = mnist.load_split(spark, LocalStorage(fixtures / "idx_gz"), "test")
+    assert sorted(r["label"] for r in idx.collect()) == sorted(r["label"] for r in local.collect())
 
 
 def test_mnist_to_folders(fixtures, tmp_path, capsys):
