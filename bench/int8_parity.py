@@ -4,7 +4,8 @@
 
 Quantizes FP32.onnx (featurizers.quantize) with 7-bit and with 8-bit weights, calibrated on a
 seeded sample of IMAGE_DIR's images, and compares features on other images of it. Speed is a
-plain onnxruntime loop over prepared tensors (decode excluded), all cores, median of 3 passes.
+plain onnxruntime loop over prepared tensors (decode excluded), median of 3 passes, on
+``--threads`` threads (0: all cores; 2 matches the 2-core bench machine).
 Prints and writes JSON; needs only onnxruntime, numpy and Pillow (runs where torch is absent).
 """
 
@@ -49,6 +50,7 @@ def main() -> int:
     p.add_argument("--calibration", type=int, default=64)
     p.add_argument("--eval", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out")
     a = p.parse_args()
     card = json.loads(Path(a.onnx).with_suffix(".json").read_text())
@@ -57,7 +59,9 @@ def main() -> int:
     random.Random(0).shuffle(files)
     cal = [prepare(open(f, "rb").read(), prep) for f in files[: a.calibration]]
     ev = np.stack([prepare(open(f, "rb").read(), prep) for f in files[a.calibration : a.calibration + a.eval]])
-    fp32 = ort.InferenceSession(a.onnx, providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = a.threads
+    fp32 = ort.InferenceSession(a.onnx, opts, providers=["CPUExecutionProvider"])
     fa = np.concatenate([fp32.run(None, {"image": ev[i : i + a.batch]})[0] for i in range(0, len(ev), a.batch)])
     report = {
         "network": card["name"],
@@ -65,6 +69,7 @@ def main() -> int:
         "image": prep.crop,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, vnni={cpu_has_vnni()}",
         "onnxruntime": ort.__version__,
+        "threads": a.threads or os.cpu_count(),
         "fp32_images_per_s": round(speed(fp32, ev, a.batch), 2),
         "int8": {},
     }
@@ -73,7 +78,7 @@ def main() -> int:
             out = os.path.join(tmp, f"int8_{rr}.onnx")
             t = time.time()
             info = quantize(a.onnx, out, cal, reduce_range=rr)
-            q = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+            q = ort.InferenceSession(out, opts, providers=["CPUExecutionProvider"])
             fb = np.concatenate([q.run(None, {"image": ev[i : i + a.batch]})[0] for i in range(0, len(ev), a.batch)])
             cos = (fa * fb).sum(1) / np.linalg.norm(fa, axis=1) / np.linalg.norm(fb, axis=1)
             ips = speed(q, ev, a.batch)

@@ -112,7 +112,8 @@ def main(
 
     def go() -> dict[str, Any]:
         cfg = parse_args(argv)
-        print(f"{job}: configuration (flag > conf > recipe > default):\n{describe(cfg)}", file=sys.stderr, flush=True)
+        resolved = redact(describe(cfg))  # a SAS URL given as a flag is a secret
+        print(f"{job}: configuration (flag > conf > recipe > default):\n{resolved}", file=sys.stderr, flush=True)
         spark = get_spark(f"{job}-{cfg.output_model_name}", synapseml=getattr(cfg, "engine", "") == "synapseml")
         storage = open_storage(cfg.storage, spark)
         storage.check()

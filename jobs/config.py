@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import types
 import typing
 from typing import Any
+from urllib.parse import urlparse
 
 import tomllib
 
@@ -83,6 +85,7 @@ class TrainConfig:
 
         check_name("output_model_name", self.output_model_name)
         apply(self)
+        self.data, self.storage = absolute(self.data), absolute(self.storage)
         if self.mmlspark_model_type not in CLASSIFIERS:
             raise ConfigError(
                 f"mmlspark_model_type {self.mmlspark_model_type!r}: choose one of {', '.join(CLASSIFIERS)}"
@@ -143,6 +146,7 @@ class ScoreConfig:
 
     def validate(self) -> ScoreConfig:
         check_name("output_model_name", self.output_model_name)
+        self.tiles, self.storage, self.scenes = absolute(self.tiles), absolute(self.storage), absolute(self.scenes)
         if not 0.0 < self.sample_frac <= 1.0:
             raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -188,6 +192,17 @@ class FinetuneConfig(TrainConfig):
         if not self.val_ratio:
             raise ConfigError("fine-tuning keeps its best epoch on a validation split: give val_ratio > 0")
         return self
+
+
+@typing.overload
+def absolute(location: str) -> str: ...
+@typing.overload
+def absolute(location: None) -> None: ...
+def absolute(location: str | None) -> str | None:
+    """A local path made absolute (records and notebooks then work from any folder); URIs as given."""
+    if location is None or urlparse(location).scheme:
+        return location
+    return os.path.abspath(location)
 
 
 def read_conf(path: str | None) -> dict[str, Any]:

@@ -111,3 +111,18 @@ def demo_run(tmp_path_factory):
     from jobs.storage import LocalStorage
 
     return LocalStorage(storage), trained, scored
+
+
+def run_notebook(name: str, params: dict, out: Path):
+    """Runs ``notebooks/<name>`` headless with papermill, as the README says, from the repository root."""
+    import papermill
+
+    return papermill.execute_notebook(
+        str(ROOT / "notebooks" / name),
+        str(out),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+        execution_timeout=600,
+    )

@@ -136,3 +136,13 @@ def test_a_missing_torch_is_one_line_naming_the_extra(monkeypatch):
     with pytest.raises(export.MissingExtraError, match=r"^exporting resnet18 to ONNX needs torch: pip install"):
         export.export("resnet18")
     assert export.MissingExtraError in cli.BAD_INPUT  # exit 2 with that line
+
+
+def test_the_package_leaves_pyspark_to_the_cluster_and_installs_its_commands():
+    """Managed Spark ships pyspark: only the `spark` extra asks for it. The commands are installed."""
+    import importlib.metadata as meta
+
+    wanted = [r for r in meta.requires("spark-image-classification") or [] if r.startswith("pyspark")]
+    assert wanted and all('extra == "spark"' in r for r in wanted)
+    commands = {e.name: e.value for e in meta.entry_points(group="console_scripts") if e.name.startswith("landuse-")}
+    assert commands["landuse-score"] == "jobs.score:main" and len(commands) == 6

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
+import json
 
-from jobs.notebooks import execute
+import pytest
+from conftest import run_notebook
 
 
 def _check(nb) -> int:
@@ -22,11 +23,8 @@ def _check(nb) -> int:
 
 def test_prediction_analysis(demo_run, tmp_path):
     storage, trained, _ = demo_run
-    nb = execute(
-        ROOT / "notebooks" / "prediction_analysis.ipynb",
-        {"storage": str(storage.root), "model": trained["model"]},
-        tmp_path / "out.ipynb",
-    )
+    params = {"storage": str(storage.root), "model": trained["model"]}
+    nb = run_notebook("prediction_analysis.ipynb", params, tmp_path / "out.ipynb")
     assert _check(nb) == 3  # confusion matrices, example grid, tile map
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert f"accuracy {trained['accuracy']:.4f}" in text
@@ -35,7 +33,19 @@ def test_prediction_analysis(demo_run, tmp_path):
 
 def test_run_comparison(demo_run, tmp_path):
     storage, trained, _ = demo_run
-    nb = execute(ROOT / "notebooks" / "run_comparison.ipynb", {"storage": str(storage.root)}, tmp_path / "out.ipynb")
+    nb = run_notebook("run_comparison.ipynb", {"storage": str(storage.root)}, tmp_path / "out.ipynb")
     assert _check(nb) == 1
     text = "".join(str(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", []))
     assert trained["run_id"] in text
+
+
+def test_a_failing_notebook_is_kept_executed_up_to_its_error(tmp_path):
+    import papermill
+
+    out = tmp_path / "failed.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError):
+        run_notebook("run_comparison.ipynb", {"storage": str(tmp_path / "no_such_root")}, out)
+    kept = json.loads(out.read_text())
+    errors = [o for c in kept["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    tags = [t for c in kept["cells"] for t in c["metadata"].get("tags", [])]
+    assert len(errors) == 1 and "parameters" in tags and "injected-parameters" in tags

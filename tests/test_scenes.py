@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from conftest import ROOT
+from conftest import run_notebook
 from make_fixtures import SCENES, write_sparse_scene
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from jobs import change, config, score, train
 from jobs.datasets import DatasetError
-from jobs.notebooks import execute
 from jobs.scenes import scene_id
 from jobs.storage import MAPS, LocalStorage
 
@@ -183,7 +179,7 @@ def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures
     assert root.exists("changes", MODEL, f"{scored['run_id']}__{other['run_id']}", "change.png")
     # The notebook draws the run's maps and the change between the two runs.
     params = {"storage": str(root.root), "model": MODEL, "run_a": scored["run_id"], "run_b": other["run_id"]}
-    nb = execute(ROOT / "notebooks" / "scene_maps.ipynb", params, tmp_path / "out.ipynb")
+    nb = run_notebook("scene_maps.ipynb", params, tmp_path / "out.ipynb")
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
@@ -284,32 +280,6 @@ def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
     assert header("memory://naip/gone.tif", "b", reader, opts)["scene_reject"].startswith("not_a_raster")
     with pytest.raises(StorageError, match="s3a:// files are read from Python through fsspec"):
         FsspecReader.for_uri("s3a://bucket/scenes")
-
-
-def test_the_cron_line_runs_as_written_in_a_bare_environment(root, fixtures, tmp_path):
-    """What the README's cron line does: the installed command, under `env -i` (no PATH, no
-    PYSPARK_PYTHON, no JAVA_HOME), starts Spark itself, logs quietly and scores."""
-    command = Path(sys.executable).parent / "landuse-score"
-    args = [
-        "--output_model_name",
-        MODEL,
-        "--storage",
-        str(root.root),
-        "--scenes",
-        str(fixtures / "scenes" / "rgb8_utm.tif"),
-    ]
-    summary = tmp_path / "summary.json"
-    done = subprocess.run(
-        ["env", "-i", str(command), *args, "--tile_px", "64", "--summary_file", str(summary)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out == json.loads(summary.read_text()) and out["n_tiles"] == 20
-    assert " INFO " not in done.stderr  # Spark's own logging starts at WARN
 
 
 def test_windows_that_cannot_be_read_are_retried_then_rejected_with_a_reason(spark, root, fixtures, tmp_path):

@@ -1,12 +1,15 @@
-"""UC Merced → land-use maps of a real NAIP scene, end to end through spark-submit, as a user runs it."""
+"""UC Merced → land-use maps of a real NAIP scene, end to end as a user runs it: spark-submit, then cron."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import geopandas as gpd
 import rasterio
-from conftest import DEMO, require, submit
+from conftest import DEMO, require, submit, summary_of
 from test_aerial import mirror
 
 from jobs.datasets import ucmerced
@@ -42,7 +45,24 @@ def test_train_on_a_uc_merced_sample_then_map_a_naip_scene(tmp_path):
     card = root.load_card("trainedmodels", "uc")
     assert (card["gsd_m"], card["image_px"]) == (0.3, 256) and abs(card["tile_m"] - 76.8) < 1e-9
 
-    scored = submit("score.py", *common, "--scenes", str(naip), "--tile_px", "64", "--top_k", "3")
+    # Scored as the README's cron line runs it: the installed command under a bare environment
+    # (`env -i`: no PATH, PYSPARK_PYTHON or JAVA_HOME), starting Spark itself with quiet logging.
+    command = Path(sys.executable).parent / "landuse-score"
+    args = [
+        *common,
+        "--scenes",
+        str(naip),
+        "--tile_px",
+        "64",
+        "--top_k",
+        "3",
+        "--summary_file",
+        str(tmp_path / "s.json"),
+    ]
+    done = subprocess.run(["env", "-i", str(command), *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scored = summary_of(done.stdout)
+    assert scored == json.loads((tmp_path / "s.json").read_text()) and " INFO " not in done.stderr
     assert scored["n_scenes"] == 1 and scored["n_tiles"] == 15 * 12
     assert any("ground resolution" in w for w in scored["warnings"])  # 5 m NAIP vs 0.3 m UC Merced
     maps = scored["maps_uri"]
