@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import shutil
 import threading
 import zipfile
@@ -141,13 +142,13 @@ def test_defaults_are_each_data_sets_best_recipe():
     )
     assert aerial.tune and aerial.val_ratio > 0 and aerial.mmlspark_model_type == "logisticregression"
     uc = config.TrainConfig(dataset="ucmerced").validate()
-    assert (uc.gsd_m, uc.image_px, uc.data) == (0.3, 256, ".cache/demo/ucmerced")
+    assert (uc.gsd_m, uc.image_px, uc.data) == (0.3, 256, os.path.abspath(".cache/demo/ucmerced"))  # recorded whole
     mnist = config.TrainConfig(dataset="mnist").validate()
     assert (mnist.pretrained_model_type, mnist.pool_grid, mnist.d4, mnist.data) == (
         "efficientnet_lite0",
         2,
         False,
-        ".cache/demo/mnist",
+        os.path.abspath(".cache/demo/mnist"),
     )
     # A setting given wins over the recipe.
     assert config.TrainConfig(dataset="aerial", data="x", d4=False).validate().d4 is False
