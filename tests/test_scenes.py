@@ -262,6 +262,7 @@ def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
     in-memory one (a real HDFS needs libhdfs on the nodes; see the README)."""
     import fsspec
 
+    from jobs import scenes
     from jobs.fsspec_reader import FsspecReader
     from jobs.scenes import SceneOptions, header, read_window
     from jobs.storage import Reader, StorageError
@@ -278,6 +279,7 @@ def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
         str(fixtures / "scenes" / "rgb8_utm.tif"), *window, Reader(), opts
     )
     assert header("memory://naip/gone.tif", "b", reader, opts)["scene_reject"].startswith("not_a_raster")
+    scenes._forget("memory://naip/rgb8_utm.tif")  # closed now, not by GDAL at exit after fsspec's file
     with pytest.raises(StorageError, match="s3a:// files are read from Python through fsspec"):
         FsspecReader.for_uri("s3a://bucket/scenes")
 
