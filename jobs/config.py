@@ -245,17 +245,16 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
     mine.update(given)
     cfg = cls(**mine)
     unset = {k for k in known if getattr(cfg, k) is None}
-    cfg.validate()
-    cfg.sources = {  # which layer each value came from, for the start line and the run record
-        k: "flag"
-        if k in given
-        else "conf"
-        if k in mine
-        else "recipe"
-        if k in unset and getattr(cfg, k) is not None
-        else "default"
-        for k in sorted(known)
-    }
+    cfg.validate()  # fills what is still unset from the data set's recipe
+
+    def source(key: str) -> str:
+        if key in given:
+            return "flag"
+        if key in mine:
+            return "conf"
+        return "recipe" if key in unset and getattr(cfg, key) is not None else "default"
+
+    cfg.sources = {k: source(k) for k in sorted(known)}  # for the start line and the run record
     return cfg
 
 
