@@ -51,7 +51,17 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.redact import redact, redact_obj
-from jobs.storage import CARD, HIDDEN, SUCCESS, Reader, Storage, StorageError, check_stage_classes, temp_dir
+from jobs.storage import (
+    CARD,
+    HIDDEN,
+    SUCCESS,
+    Reader,
+    Storage,
+    StorageError,
+    cached_copy,
+    check_stage_classes,
+    temp_dir,
+)
 
 _HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
 _DFS_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.dfs\.core\.windows\.net$")
@@ -287,14 +297,13 @@ class BlobReader(Reader):
 
     def local_copy(self, uri: str) -> str:
         """Downloads the blob once per process into a temp folder (idx files read by range)."""
-        path = _LOCAL_COPIES.get(uri)
-        if path is None:
-            loc = parse(uri)
-            path = os.path.join(temp_dir("blob-"), os.path.basename(loc.path))
+        loc = parse(uri)
+
+        def download(path: str) -> None:
             with open(path, "wb") as f:
                 self.creds.container(loc.container).download_blob(loc.path).readinto(f)
-            _LOCAL_COPIES[uri] = path
-        return path
+
+        return cached_copy(uri, os.path.basename(loc.path), download)
 
     def opener(self) -> Any:
         """Opens a blob as a seekable file that fetches byte ranges (GDAL reads a COG's header
@@ -401,9 +410,6 @@ class _RangedBlob(io.RawIOBase):
         buffer[: len(data)] = data
         self.pos += len(data)
         return len(data)
-
-
-_LOCAL_COPIES: dict[str, str] = {}
 
 
 class BlobStorage(Storage):

@@ -12,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from jobs.storage import Reader, StorageError, temp_dir
+from jobs.storage import Reader, StorageError, cached_copy
 
 
 class FsspecReader(Reader):
@@ -42,13 +42,8 @@ class FsspecReader(Reader):
         return bytes(fs.cat_file(path))
 
     def local_copy(self, uri: str) -> str:
-        path = _LOCAL_COPIES.get(uri)
-        if path is None:
-            fs, remote = _fs(uri)
-            path = os.path.join(temp_dir("fsspec-"), os.path.basename(remote.rstrip("/")))
-            fs.get_file(remote, path)
-            _LOCAL_COPIES[uri] = path
-        return path
+        fs, remote = _fs(uri)
+        return cached_copy(uri, os.path.basename(remote.rstrip("/")), lambda path: fs.get_file(remote, path))
 
     def opener(self) -> Any:
         """Opens a file as fsspec's seekable, buffered file: GDAL reads only the byte ranges a
@@ -69,6 +64,3 @@ def _fs(uri: str) -> tuple[Any, str]:
     if sep and not rest.startswith("//"):  # Hadoop qualifies paths as scheme:/path; fsspec wants scheme:///path
         uri = f"{scheme}://{rest}"
     return url_to_fs(uri)
-
-
-_LOCAL_COPIES: dict[str, str] = {}

@@ -624,6 +624,18 @@ def open_storage(root: str, spark: SparkSession | None = None) -> Storage:
 
 
 _TEMP_DIRS: list[str] = []
+_LOCAL_COPIES: dict[str, str] = {}
+
+
+def cached_copy(uri: str, name: str, download: Callable[[str], None]) -> str:
+    """A local copy of ``uri`` (file ``name`` in a temp folder), made once per process by
+    ``download(path)``: what remote readers give for files read by range (idx files)."""
+    path = _LOCAL_COPIES.get(uri)
+    if path is None:
+        path = os.path.join(temp_dir("copy-"), name)
+        download(path)
+        _LOCAL_COPIES[uri] = path
+    return path
 
 
 def temp_dir(prefix: str) -> str:
