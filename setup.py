@@ -40,6 +40,9 @@ setup(
     ],
     extras_require={
         "spark": ["pyspark>=3.5,<3.6"],  # standalone installs (laptops, plain clusters, CI)
+        # A Spark Connect client (SPARK_REMOTE=sc://…) beside a provided pyspark: pyspark's own
+        # `connect` extra, less pyspark.
+        "connect": ["grpcio>=1.56", "grpcio-status>=1.56", "googleapis-common-protos>=1.56"],
         # Only where networks are exported to ONNX; never needed to train or score.
         "export": [
             "torch==2.14.1",
@@ -66,6 +69,10 @@ setup(
             # DuckDB spatial reads the maps' GeoParquet; the extension's wheel is locked to its DuckDB.
             "duckdb==1.5.5",
             "duckdb-extension-spatial==1.5.5",
+            "grpcio>=1.56",  # the connect extra: scoring through a local Spark Connect server
+            "grpcio-status>=1.56",
+            "googleapis-common-protos>=1.56",
+            "uv>=0.4",  # builds the fresh venv of the install test in seconds (cached wheels)
         ],
     },
 )

@@ -12,7 +12,9 @@ contract and the same numbers (decoding and preprocessing are shared):
 * ``onnx`` (default): Python onnxruntime in an iterator pandas UDF. The driver reads the file
   and broadcasts it once per application (again only if the file changes); each Python worker
   builds one session per model (cached at module level, so reused across tasks) and runs it on
-  batches of ``batchSize`` images.
+  batches of ``batchSize`` images. A Spark Connect session has no broadcast: there each Python
+  worker reads the file itself by URI (local path, Azure Blob/ADLS, or fsspec's schemes), once,
+  and checks it is the file (sha256) the driver read.
   ``numThreads`` is onnxruntime's intra-op thread count per task: keep ``numThreads x``
   concurrent tasks per executor at or below its cores.
 * ``synapseml``: SynapseML 1.1's ``ONNXModel`` (Java onnxruntime in the executor JVM). A pandas
@@ -30,6 +32,7 @@ saved model never depends on where the network was first exported.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import sys
@@ -52,6 +55,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 from featurizers import hadoop_io
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare_noted
 from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, Preprocessing
+from jobs.spark import is_connect
 
 MODEL_FILE = "model.onnx"
 
@@ -129,7 +133,23 @@ def task_started() -> None:
             del sys.path_importer_cache[path]
 
 
-def _session(key: tuple[str, int], model: Broadcast) -> Any:
+def _shipped_by_uri(uri: str) -> tuple[str, Callable[[], bytes]]:
+    """Spark Connect: ``(sha256, what an executor calls to read the file)``."""
+    from jobs.storage import reader_for
+
+    reader = reader_for(uri)
+    sha = hashlib.sha256(reader.read(uri)).hexdigest()
+    return sha, functools.partial(_read_checked, reader, uri, sha)
+
+
+def _read_checked(reader: Any, uri: str, sha: str) -> bytes:
+    data = reader.read(uri)
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise ModelFileError(f"{uri}: changed while this job ran (its sha256 differs from the driver's)")
+    return bytes(data)
+
+
+def _session(key: tuple[str, int], network: Callable[[], bytes]) -> Any:
     sess = _SESSIONS.get(key)
     if sess is None:
         import onnxruntime as ort
@@ -137,7 +157,7 @@ def _session(key: tuple[str, int], model: Broadcast) -> Any:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = key[1]
         opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(model.value, opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(network(), opts, providers=["CPUExecutionProvider"])
         _SESSIONS[key] = sess
     return sess
 
@@ -290,7 +310,12 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         return unpack_result(staged, result, self.getOutputCol(), self.getOrDefault(self.rejectCol))
 
     def _onnx_udf(self, spark: SparkSession) -> Any:
-        sha, model = _broadcast_model(spark, self.getOrDefault(self.modelPath))
+        uri = self.getOrDefault(self.modelPath)
+        if is_connect(spark):
+            sha, network = _shipped_by_uri(uri)
+        else:
+            sha, model = _broadcast_model(spark, uri)
+            network = functools.partial(getattr, model, "value")
         key = (sha, self.getOrDefault(self.numThreads))
         prep = Preprocessing.from_json(self.getOrDefault(self.preprocessing))
         dim = self.getOrDefault(self.featureDim)
@@ -300,7 +325,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             task_started()
-            session = _session(key, model)
+            session = _session(key, network)
             for series in batches:
                 images = series.tolist()
                 feats: list[list[float]] = []

@@ -42,8 +42,11 @@ def top_k(predictions: DataFrame, labels: list[str], k: int, col: str = "probabi
     where there is no probability (masked rows, one-vs-rest GBT)."""
     if col not in predictions.columns or k < 1:
         return F.lit(None).cast("array<struct<label:string,probability:double>>").alias("top_k")
-    pairs = F.arrays_zip(vector_to_array(col).alias("probability"), F.array(*[F.lit(x) for x in labels]).alias("label"))
-    ranked = F.sort_array(F.transform(pairs, lambda p: F.struct(p["probability"], p["label"])), asc=False)
-    best = F.slice(ranked, 1, k)
+    names = F.array(*[F.lit(x) for x in labels])
+    # Fields named by alias inside struct(): arrays_zip's names are lost under Spark Connect 3.5.
+    pairs = F.transform(
+        vector_to_array(col), lambda p, i: F.struct(p.alias("probability"), F.element_at(names, i + 1).alias("label"))
+    )
+    best = F.slice(F.sort_array(pairs, asc=False), 1, k)
     as_rows = F.transform(best, lambda p: F.struct(p["label"].alias("label"), p["probability"].alias("probability")))
     return F.when(F.col(col).isNotNull(), as_rows).alias("top_k")

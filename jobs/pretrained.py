@@ -13,7 +13,7 @@ from typing import Any
 
 from featurizers.export import as_network, export, onnx_file_name, sha256_bytes, sha256_file
 from featurizers.preprocess import RejectedImage, prepare
-from featurizers.quantize import cpu_has_vnni, quantize
+from featurizers.quantize import FORMAT, cpu_has_vnni, quantize
 from featurizers.zoo import Network
 from jobs.storage import PRETRAINED, LocalStorage, Storage, temp_dir
 
@@ -61,7 +61,9 @@ def ensure_int8(
             continue
     fp32_sha = sha256_file(fp32_path)
     reduce_range = not cpu_has_vnni()
-    identity = json.dumps({"fp32": fp32_sha, "keys": keys, "reduce_range": reduce_range}, sort_keys=True)
+    identity = json.dumps(
+        {"fp32": fp32_sha, "keys": keys, "reduce_range": reduce_range, "format": FORMAT}, sort_keys=True
+    )
     file_name = os.path.basename(fp32_path).replace(".onnx", f"-int8-{sha256_bytes(identity.encode())[:12]}.onnx")
     if not storage.exists(PRETRAINED, file_name):
         with tempfile.TemporaryDirectory(prefix="int8-") as tmp:

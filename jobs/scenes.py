@@ -59,6 +59,7 @@ from pyspark.sql.types import (
 
 from jobs.datasets import DatasetError
 from jobs.datasets.folders import names_frame
+from jobs.spark import parallelism
 from jobs.storage import Reader, Storage, StorageError, open_storage
 
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".tfw", ".prj", ".xml", ".qml", ".txt", ".md")
@@ -316,7 +317,7 @@ def scene_table(spark: SparkSession, listed: DataFrame, reader: Reader, opts: Sc
             rows = [header(p, s, reader, opts) for p, s in zip(batch["path"], batch["scene_id"], strict=True)]
             yield pd.DataFrame(rows, columns=SCENES.fieldNames())
 
-    n = max(1, spark.sparkContext.defaultParallelism)
+    n = max(1, parallelism(spark))
     return listed.repartition(n).mapInPandas(read, SCENES)
 
 
@@ -335,7 +336,7 @@ def window_table(scenes: DataFrame, n_windows: int) -> DataFrame:
         )
         .select("scene_id", "scene_path", "row", F.explode(F.sequence(F.lit(0), F.col("n_cols") - 1)).alias("col"))
     )
-    parts = max(scenes.sparkSession.sparkContext.defaultParallelism, -(-n_windows // WINDOWS_PER_TASK))
+    parts = max(parallelism(scenes.sparkSession), -(-n_windows // WINDOWS_PER_TASK))
     return grid.repartition(parts)
 
 

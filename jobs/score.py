@@ -14,6 +14,9 @@ keeps two runs from overlapping (exit code 3 while another holds it); exit codes
 2 bad input, 3 locked, 1 anything else. ``--smooth 3x3`` adds ``smoothed_label`` (see
 :mod:`jobs.grid`).
 
+Under Spark Connect (``SPARK_REMOTE=sc://host:15002``), tiles are scored with the model rebuilt
+from its saved files (:mod:`jobs.connect_model`); the same table comes out.
+
 ``--scenes URI`` scores georeferenced scenes instead (GeoTIFF/COG, any CRS): windows cut on
 the executors, one row per window in the same table (plus ``scene_id``, ``row``, ``col``),
 and land-use maps per scene under ``maps/<model>/<run_id>/``; see :mod:`jobs.scene_scoring`.
@@ -38,10 +41,10 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import NOTE_COL
 from featurizers.quantize import PRECISIONS
-from jobs import cli, config, grid, lock, scene_scoring
+from jobs import cli, config, connect_model, grid, lock, scene_scoring
 from jobs.datasets import folders
 from jobs.predictions import counts_by_code, prediction_table, top_k
-from jobs.spark import say, timed
+from jobs.spark import is_connect, say, timed
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 
 JOB = "score"
@@ -102,7 +105,7 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
     source = cfg.scenes or open_storage(cfg.tiles, spark).uri()
     with lock.held(storage, (PREDICTIONS, name, LOCK), run_id, cfg.lock_timeout_s) as run_lock:
         say(JOB, f"run {run_id}: scoring {source} with {name} (trained in run {card['run_id']})")
-        model = storage.load_model(TRAINED, name)
+        model = connect_model.load(storage, TRAINED, name) if is_connect(spark) else storage.load_model(TRAINED, name)
         done = previously_scored(spark, storage, name) if cfg.incremental else None
         summary: dict[str, Any] = {"run_id": run_id, "model": name, "model_version": card["run_id"]}
         summary["precision"] = trained_with
@@ -153,7 +156,7 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
                 fmt="csv",
                 before_commit=run_lock.check,
             )
-        n_tiles = written.count()
+        n_tiles = int(written.count())  # numpy under Spark Connect
         summary["rejected_by_reason"] = counts_by_code(written, "reject_reason")
         n_rejected = sum(summary["rejected_by_reason"].values())  # every reject has a code
         summary["pixel_notes"] = counts_by_code(written, NOTE_COL)
@@ -181,7 +184,9 @@ def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _labels(model: PipelineModel) -> list[str]:
+def _labels(model: PipelineModel | connect_model.ConnectModel) -> list[str]:
+    if isinstance(model, connect_model.ConnectModel):
+        return model.labels
     return next(list(s.getLabels()) for s in model.stages if isinstance(s, IndexToString))
 
 
@@ -202,7 +207,7 @@ def previously_scored(spark: SparkSession, storage: Storage, name: str) -> DataF
 
 def executor_tasks(spark: SparkSession) -> dict[str, int]:
     """Tasks completed per executor in this application, from the driver's own REST API."""
-    url = spark.sparkContext.uiWebUrl
+    url = None if is_connect(spark) else spark.sparkContext.uiWebUrl
     if not url:
         return {}
     app = spark.sparkContext.applicationId

@@ -29,7 +29,9 @@ LOG4J2 = Path(__file__).with_name("log4j2.properties")  # installed with the pac
 
 
 def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
-    """The active session, or a new one; ``local[*]`` unless spark-submit named a master.
+    """The active session, or a new one; ``local[*]`` unless spark-submit named a master, or a
+    Spark Connect session where ``SPARK_REMOTE`` names a server (``sc://host:15002``, pyspark's
+    own variable; Databricks shared and serverless compute set it).
 
     ``synapseml`` adds SynapseML's jars from Maven Central. It takes effect only where this
     call starts the JVM; under spark-submit pass ``--packages`` instead.
@@ -38,10 +40,12 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
         SparkSession.builder.appName(app_name)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_RECORDS_PER_BATCH))
         .config("spark.sql.files.openCostInBytes", FILE_OPEN_COST)
-        # Spark's progress bar only where someone watches: in a log file it is noise.
-        .config("spark.ui.showConsoleProgress", str(stderr_is_terminal()).lower())
         .config("spark.sql.session.timeZone", "UTC")
     )
+    if os.environ.get("SPARK_REMOTE"):  # session settings only: the server owns its JVM
+        return builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+    # Spark's progress bar only where someone watches: in a log file it is noise.
+    builder = builder.config("spark.ui.showConsoleProgress", str(stderr_is_terminal()).lower())
     # spark-submit starts the JVM with its --master (local[*] by default) and tells the Python
     # process the gateway's port; only a plain `python` run needs a master here.
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
@@ -61,6 +65,22 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect session: no SparkContext, no JVM on this side."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+CONNECT_PARALLELISM = 8  # a guess where a Connect session cannot say its cores
+
+
+def parallelism(spark: SparkSession) -> int:
+    """Tasks the cluster runs at once, for sizing partitions; under Connect, the server's
+    ``spark.default.parallelism`` when it sets one."""
+    if not is_connect(spark):
+        return int(spark.sparkContext.defaultParallelism)
+    return int(spark.conf.get("spark.default.parallelism", None) or CONNECT_PARALLELISM)
 
 
 class JvmStderr(io.TextIOBase):
@@ -126,7 +146,7 @@ def timed(
     say(job, f"{what} ...")
     start = time.perf_counter()
     stop = threading.Event()
-    if spark is not None:
+    if spark is not None and not is_connect(spark):  # progress comes from the SparkContext
         args = (spark, job, what, start, stop, images)
         threading.Thread(target=_report, args=args, name="progress", daemon=True).start()
     try:

@@ -618,9 +618,25 @@ def open_storage(root: str, spark: SparkSession | None = None) -> Storage:
         return LocalStorage(root)
     if blob.is_blob_uri(root):
         return blob.BlobStorage(root)
-    if spark is None:
-        raise StorageError(f"{root}: a Hadoop URI needs the Spark session")
+    from jobs.spark import is_connect
+
+    if spark is None or is_connect(spark):
+        raise StorageError(f"{root}: a Hadoop URI needs a Spark session with a SparkContext (not Spark Connect)")
     return HadoopStorage(root, spark)
+
+
+def reader_for(uri: str) -> Reader:
+    """What Python reads the file at ``uri`` with, on the driver or an executor, with no JVM:
+    local paths directly, Azure Blob/ADLS through the Blob API, other schemes (``file:`` too)
+    through fsspec."""
+    from jobs import blob
+    from jobs.fsspec_reader import FsspecReader
+
+    if urlparse(uri).scheme == "":
+        return Reader()
+    if blob.is_blob_uri(uri):
+        return blob.BlobStorage(uri).reader()
+    return FsspecReader.for_uri(uri)
 
 
 _TEMP_DIRS: list[str] = []

@@ -28,7 +28,7 @@ LITE0_FLAGS += ["--val_ratio", "0"]
 
 # Slowest last (spark-submit end to end, Azurite, the standalone cluster); the rest keep
 # pytest's order. Measured on 2 cores: see the durations `make test` prints.
-SLOW_LAST = ("test_blob", "test_demo", "test_ucmerced_end_to_end", "test_finetune", "test_cluster")
+SLOW_LAST = ("test_install", "test_connect", "test_blob", "test_demo", "test_ucmerced_end_to_end", "test_finetune", "test_cluster")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,6 +68,24 @@ def lite0_onnx(storage) -> str:
     from jobs.pretrained import ensure_onnx
 
     return ensure_onnx(storage, "efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def model_storage(spark, fixtures, storage, lite0_onnx, tmp_path_factory):
+    """A storage root with one aerial model ``m`` (Lite0 + LR; the network export is reused).
+    test_scoring writes its runs into it; other modules copy it first."""
+    import shutil
+
+    from jobs import config, train
+    from jobs.storage import LocalStorage
+
+    root = LocalStorage(tmp_path_factory.mktemp("scoring"))
+    shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")
+    cfg = config.TrainConfig(
+        output_model_name="m", dataset="aerial", data=str(fixtures / "aerial"), storage=str(root.root), **LITE0
+    )
+    train.train(spark, cfg.validate(), root)
+    return root
 
 
 def require(path: Path) -> Path:

@@ -8,23 +8,10 @@ import shutil
 import time
 
 import pytest
-from conftest import LITE0
 from make_fixtures import AERIAL_LABELS
 
-from jobs import cli, config, grid, score, train
+from jobs import cli, config, grid, score
 from jobs.storage import PREDICTIONS, LocalStorage
-
-
-@pytest.fixture(scope="module")
-def model_storage(spark, fixtures, storage, lite0_onnx, tmp_path_factory):
-    """A fresh storage root with one aerial model (the network export is reused)."""
-    root = LocalStorage(tmp_path_factory.mktemp("scoring"))
-    shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")
-    cfg = config.TrainConfig(
-        output_model_name="m", dataset="aerial", data=str(fixtures / "aerial"), storage=str(root.root), **LITE0
-    )
-    train.train(spark, cfg.validate(), root)
-    return root
 
 
 def _score(spark, root, tiles, **kwargs):

@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
+from jobs.spark import is_connect, parallelism
 from jobs.storage import HadoopStorage, Reader, Storage, StorageError, temp_dir
 
 FILES_PER_PARTITION = 256
@@ -118,8 +119,12 @@ def names_frame(spark: SparkSession, files: Iterable[tuple[str, str | None]]) ->
     The listing streams into a local file that executors fetch (``SparkContext.addFile``) and
     read by byte range; the driver keeps only a bounded number of offsets into it, so its
     memory stays flat whether a tile set has a thousand files or millions (``parallelize``
-    would hold every name in the driver's Python and JVM).
+    would hold every name in the driver's Python and JVM). A Spark Connect session has no
+    SparkContext: there the names travel in the query plan, held once by the client.
     """
+    if is_connect(spark):  # no SparkContext to ship a file with: the names go in the plan
+        rows = pd.DataFrame(list(files), columns=NAMES.names, dtype=object)
+        return spark.createDataFrame(rows, NAMES).repartition(max(1, -(-len(rows) // FILES_PER_PARTITION)))
     listing = os.path.join(temp_dir("listing-"), f"names-{uuid.uuid4().hex}.jsonl")
     marks, every, n = [0], 1, 0  # a byte offset after every `every`-th line
     with open(listing, "wb") as f:
@@ -134,7 +139,7 @@ def names_frame(spark: SparkSession, files: Iterable[tuple[str, str | None]]) ->
         return spark.createDataFrame([], NAMES)
     if marks[-1] != end:
         marks.append(end)
-    per_part = max(1, min(FILES_PER_PARTITION, -(-n // spark.sparkContext.defaultParallelism)) // every)
+    per_part = max(1, min(FILES_PER_PARTITION, -(-n // parallelism(spark))) // every)
     spans = [(marks[i], marks[min(i + per_part, len(marks) - 1)]) for i in range(0, len(marks) - 1, per_part)]
     spark.sparkContext.addFile(listing)
     fetched = os.path.basename(listing)

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.datasets import DatasetError, folders, mnist, sample, splits, ucmerced
+from jobs.spark import parallelism
 from jobs.storage import Storage, open_storage
 
 
@@ -45,7 +46,7 @@ def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Stor
         return rows, {"method": "the data set's own train and test files"} | _common(cfg), location
     names, info, location = image_names(spark, cfg)
     n = info["listed"]
-    spread = names.repartition(max(spark.sparkContext.defaultParallelism, -(-n // folders.FILES_PER_PARTITION)))
+    spread = names.repartition(max(parallelism(spark), -(-n // folders.FILES_PER_PARTITION)))
     return folders.attach_images(spark, location, spread), info, location
 
 

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
+from jobs.spark import parallelism
 from jobs.storage import LocalStorage, Storage, StorageError
 
 IMAGES_MAGIC = 2051
@@ -216,7 +217,7 @@ def load_split(
     names = list(class_names) if class_names is not None else [str(i) for i in range(256)]
     if class_names is not None:  # on the driver: labels are one byte a record, small beside the images
         check_label_range(location, find(location, SPLITS[split][1]), labels, class_names)
-    parts = max(spark.sparkContext.defaultParallelism, -(-images.count // RECORDS_PER_PARTITION))
+    parts = max(parallelism(spark), -(-images.count // RECORDS_PER_PARTITION))
     ids = sample(spark.range(0, images.count, numPartitions=parts), fraction, seed, key="id")
     stem = images.path.rsplit("/", 1)[-1]
     reader = location.reader()

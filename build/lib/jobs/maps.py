@@ -1,0 +1,221 @@
+"""Land-use maps of scored scenes, written by the executors, one set of files per scene.
+
+Under ``maps/<model>/<run_id>/``:
+
+* ``<scene>.parquet``: GeoParquet 1.0 (geopandas/pyarrow), one row per window: its footprint
+  polygon in the scene's CRS (the ``geo`` metadata carries the CRS as PROJJSON; null for a
+  scene without one), ``scene``, ``row``, ``col``, ``label``, ``probability``, ``top_k`` (JSON
+  text, which every reader shows), ``reject_reason``. geopandas, DuckDB spatial and QGIS open it
+  as is. One file a scene, because GeoParquet has one CRS per column and scenes may differ.
+* ``<scene>.tif``: the class raster, one pixel per window, in the scene's CRS; its geotransform
+  is the scene's composed with a scale by the tile size (affine), so pixel (r, c) covers exactly
+  window (r, c) and the map overlays the scene in QGIS. Values index the model's labels
+  (alphabetical), 255 is nodata (rejected windows); a colour table, the class names in the
+  metadata (``CLASS_<i>``), and ``<scene>.qml`` beside it, the QGIS style QGIS loads by itself
+  (palette with the class names).
+* ``<scene>.png``: a quick look, true colour beside the land-use map, with a legend.
+
+Footprint corners and the class raster's geotransform come from ``rasterio.windows.transform``
+and the scene's affine transform: no projection or geotransform arithmetic of our own.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pandas as pd
+
+from jobs.scenes import SceneOptions, open_scene
+from jobs.storage import Reader
+
+NODATA = 255
+SUMMARY = "scene string, windows long, scored long, nodata long, rejected long, class_counts string"
+
+
+def palette(labels: list[str]) -> dict[str, tuple[int, int, int]]:
+    """A fixed colour per label (matplotlib's tab20, then tab20b; cycled past 40 labels)."""
+    from matplotlib import colormaps
+
+    colours = [colormaps["tab20"](i) for i in range(20)] + [colormaps["tab20b"](i) for i in range(20)]
+    return {lab: tuple(int(255 * c) for c in colours[i % len(colours)][:3]) for i, lab in enumerate(labels)}
+
+
+def transforms(scene: pd.Series) -> tuple[Any, Any]:
+    """The scene's affine transform and its class raster's (one pixel per tile)."""
+    from affine import Affine
+
+    t = Affine.from_gdal(*scene["transform"])
+    return t, t @ Affine.scale(int(scene["tile_px"]))
+
+
+def footprints(windows: pd.DataFrame, scene: pd.Series) -> Any:
+    """Window footprint polygons (shapely), corners as ``rasterio.windows.transform`` places them."""
+    import shapely
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    t, _ = transforms(scene)
+    tile = int(scene["tile_px"])
+    rings = []
+    for r, c in zip(windows["row"], windows["col"], strict=True):
+        wt = window_transform(Window(c * tile, r * tile, tile, tile), t)
+        rings.append([wt @ (0, 0), wt @ (tile, 0), wt @ (tile, tile), wt @ (0, tile), wt @ (0, 0)])
+    return shapely.polygons(np.asarray(rings, dtype=np.float64).reshape(len(rings), 5, 2))
+
+
+def geoparquet(windows: pd.DataFrame, scene: pd.Series) -> bytes:
+    import geopandas as gpd
+
+    table = pd.DataFrame(
+        {
+            "scene": windows["scene_id"],
+            "row": windows["row"].astype("int32"),
+            "col": windows["col"].astype("int32"),
+            "label": windows["map_label"],
+            "probability": windows["probability"],
+            "top_k": windows["top_k"],
+            "reject_reason": windows["reject_reason"],
+        }
+    )
+    frame = gpd.GeoDataFrame(table, geometry=footprints(windows, scene), crs=scene["crs"] or None)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def class_grid(windows: pd.DataFrame, scene: pd.Series, labels: list[str]) -> np.ndarray:
+    grid = np.full((int(scene["n_rows"]), int(scene["n_cols"])), NODATA, dtype=np.uint8)
+    index = {lab: i for i, lab in enumerate(labels)}
+    scored = windows[windows["map_label"].notna()]
+    grid[scored["row"].to_numpy(), scored["col"].to_numpy()] = [index[x] for x in scored["map_label"]]
+    return grid
+
+
+def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any]) -> bytes:
+    from rasterio.io import MemoryFile
+
+    _, t = transforms(scene)
+    profile = {
+        "driver": "GTiff",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": scene["crs"] or None,
+        "transform": t,
+        "nodata": NODATA,
+        "compress": "deflate",
+    }
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(grid, 1)
+            dst.write_colormap(1, {i: (*colours[lab], 255) for i, lab in enumerate(labels)} | {NODATA: (0, 0, 0, 0)})
+            dst.set_band_description(1, "land use (index into CLASS_NAMES)")
+            dst.update_tags(CLASS_NAMES=json.dumps(labels), **{f"CLASS_{i}": lab for i, lab in enumerate(labels)})
+        return bytes(mem.read())
+
+
+def qgis_style(labels: list[str], colours: dict[str, Any]) -> bytes:
+    """A QGIS layer style (``.qml``): a paletted renderer naming each class."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{i}" color="#{"".join(f"{v:02x}" for v in colours[lab])}" '
+        f'alpha="255" label="{escape(lab)}"/>'
+        for i, lab in enumerate(labels)
+    )
+    return (
+        '<!DOCTYPE qgis PUBLIC "http://mrcc.com/qgis.dtd" "SYSTEM">\n<qgis version="3.28">\n  <pipe>\n'
+        '    <rasterrenderer type="paletted" band="1" opacity="1">\n      <colorPalette>\n'
+        f"{entries}\n      </colorPalette>\n    </rasterrenderer>\n  </pipe>\n</qgis>\n"
+    ).encode()
+
+
+def quick_look(
+    grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any], reader: Reader, opts: SceneOptions
+) -> bytes:
+    """True colour (an overview-sized read) beside the land-use map, with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from rasterio.errors import RasterioIOError
+
+    width, height, tile = int(scene["width"]), int(scene["height"]), int(scene["tile_px"])
+    scale = max(1.0, max(width, height) / 800)
+    shape = (len(opts.bands), max(1, int(height / scale)), max(1, int(width / scale)))
+    try:
+        data = open_scene(scene["scene_path"], reader).read(list(opts.bands), out_shape=shape)
+        title = "true colour"
+    except RasterioIOError:  # its windows carry read_error reasons; the map is still drawn
+        data, title = np.zeros(shape), "true colour (unreadable parts of the scene)"
+    lo, hi = np.asarray(scene["lo"])[:, None, None], np.asarray(scene["hi"])[:, None, None]
+    rgb = np.clip((data.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    rgb = np.repeat(rgb, 3, axis=0) if rgb.shape[0] == 1 else rgb
+    cmap = ListedColormap([np.asarray(colours[lab]) / 255 for lab in labels] or ["white"])
+    shown = np.ma.masked_equal(grid, NODATA)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), dpi=100)
+    axes[0].imshow(rgb.transpose(1, 2, 0), extent=(0, width, height, 0))
+    axes[0].set_title(title)
+    axes[1].imshow(
+        shown,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(labels) - 0.5,
+        interpolation="nearest",
+        extent=(0, grid.shape[1] * tile, grid.shape[0] * tile, 0),
+    )
+    axes[1].set_title(f"land use ({tile} px tiles)")
+    for ax in axes:
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    present = sorted(set(np.unique(grid).tolist()) - {NODATA})
+    handles = [Patch(color=np.asarray(colours[labels[i]]) / 255, label=labels[i]) for i in present]
+    if (grid == NODATA).any():
+        handles.append(Patch(facecolor="white", edgecolor="grey", label="no data / rejected"))
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(str(scene["scene_id"]))
+    fig.subplots_adjust(left=0.01, right=0.82, top=0.9, bottom=0.02, wspace=0.03)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def map_writer(writer: Any, parts: tuple[str, ...], labels: list[str], reader: Reader, opts: SceneOptions) -> Any:
+    """The function ``groupBy("scene_id").applyInPandas`` runs: writes one scene's four files and
+    returns its summary row (``SUMMARY``). A retried task rewrites the same names."""
+    colours = palette(labels)
+
+    def write(windows: pd.DataFrame) -> pd.DataFrame:
+        from featurizers.image_featurizer import task_started
+
+        task_started()
+        scene = windows.iloc[0]
+        sid = str(scene["scene_id"])
+        grid = class_grid(windows, scene, labels)
+        writer.write_bytes(geoparquet(windows, scene), *parts, f"{sid}.parquet")
+        writer.write_bytes(class_raster(grid, scene, labels, colours), *parts, f"{sid}.tif")
+        writer.write_bytes(qgis_style(labels, colours), *parts, f"{sid}.qml")
+        writer.write_bytes(quick_look(grid, scene, labels, colours, reader, opts), *parts, f"{sid}.png")
+        reasons = windows["reject_reason"].dropna()
+        nodata = int(reasons.str.startswith("nodata").sum())
+        counts = windows["map_label"].value_counts()
+        return pd.DataFrame(
+            {
+                "scene": [sid],
+                "windows": [len(windows)],
+                "scored": [int(windows["predicted_label"].notna().sum())],
+                "nodata": [nodata],
+                "rejected": [len(reasons) - nodata],
+                "class_counts": [json.dumps({k: int(v) for k, v in counts.items()}, sort_keys=True)],
+            }
+        )
+
+    return write
