@@ -26,10 +26,11 @@ setup(
     # pyspark is the `spark` extra: Databricks, Synapse, HDInsight and EMR ship their own.
     install_requires=[
         "onnxruntime>=1.17",
-        "numpy>=1.26,<2.3",
+        # Floors and caps as tests/test_install.py checks them: the oldest and the newest allowed.
+        "numpy>=1.26,<3",
         "pillow>=10",
-        "pandas>=2.0,<2.3",
-        "pyarrow>=14,<20",
+        "pandas>=2.0,<3",  # pyspark 3.5 predates pandas 3's string dtype
+        "pyarrow>=14",
         "azure-storage-blob>=12.19,<13",
         "azure-identity>=1.15",  # Entra ID sign-in where no key or SAS is given
         "fsspec>=2023.6",  # executors read hdfs://, s3a://, gs://… files from Python

@@ -28,7 +28,15 @@ LITE0_FLAGS += ["--val_ratio", "0"]
 
 # Slowest last (spark-submit end to end, Azurite, the standalone cluster); the rest keep
 # pytest's order. Measured on 2 cores: see the durations `make test` prints.
-SLOW_LAST = ("test_install", "test_connect", "test_blob", "test_demo", "test_ucmerced_end_to_end", "test_finetune", "test_cluster")
+SLOW_LAST = (
+    "test_install",
+    "test_connect",
+    "test_blob",
+    "test_demo",
+    "test_ucmerced_end_to_end",
+    "test_finetune",
+    "test_cluster",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,18 +11,25 @@ from pathlib import Path
 
 import py4j
 import pyspark
+import pytest
 from conftest import ROOT, summary_of
 
 from jobs.storage import TRAINED, LocalStorage
 
 
-def test_a_fresh_venv_without_the_spark_extra_scores_on_a_provided_pyspark(model_storage, fixtures, tmp_path):
+# Both ends of the requirements: the newest releases they allow, and the oldest of each direct one.
+@pytest.mark.parametrize("resolution", ["highest", "lowest-direct"])
+def test_a_fresh_venv_without_the_spark_extra_scores_on_a_provided_pyspark(
+    model_storage, fixtures, tmp_path, resolution
+):
     venv = tmp_path / "venv"
     uv = [sys.executable, "-m", "uv"]
     subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     installed = subprocess.run(
-        [*uv, "pip", "install", "-q", "--python", str(python), str(ROOT)], capture_output=True, text=True
+        [*uv, "pip", "install", "-q", "--resolution", resolution, "--python", str(python), str(ROOT)],
+        capture_output=True,
+        text=True,
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
 
