@@ -35,7 +35,7 @@ setup(
         "azure-identity>=1.15",  # Entra ID sign-in where no key or SAS is given
         "fsspec>=2023.6",  # executors read hdfs://, s3a://, gs://… files from Python
         # Scenes: windows, CRS and transforms (GDAL inside the wheel); footprints as GeoParquet.
-        "rasterio>=1.3",
+        "rasterio>=1.3.9",  # the oldest with wheels for Python 3.10-3.12 (1.3.0 builds from source)
         "shapely>=2.0",
         "geopandas>=0.14",
     ],
