@@ -16,18 +16,29 @@ from conftest import ROOT, summary_of
 
 from jobs.storage import TRAINED, LocalStorage
 
+UV = [sys.executable, "-m", "uv"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The package's wheel, built as `make dist` would but through its sdist, so that nothing is
+    built inside the checkout (setuptools would leave a build/ folder there)."""
+    out = tmp_path_factory.mktemp("dist")
+    built = subprocess.run([*UV, "build", "-q", "--out-dir", str(out), str(ROOT)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+    return next(out.glob("*.whl"))
+
 
 # Both ends of the requirements: the newest releases they allow, and the oldest of each direct one.
 @pytest.mark.parametrize("resolution", ["highest", "lowest-direct"])
 def test_a_fresh_venv_without_the_spark_extra_scores_on_a_provided_pyspark(
-    model_storage, fixtures, tmp_path, resolution
+    model_storage, fixtures, wheel, tmp_path, resolution
 ):
     venv = tmp_path / "venv"
-    uv = [sys.executable, "-m", "uv"]
-    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     installed = subprocess.run(
-        [*uv, "pip", "install", "-q", "--resolution", resolution, "--python", str(python), str(ROOT)],
+        [*UV, "pip", "install", "-q", "--resolution", resolution, "--python", str(python), str(wheel)],
         capture_output=True,
         text=True,
     )
