@@ -115,7 +115,7 @@ def score_scenes(
     )
     with timed(JOB, "read windows, featurize and predict", timings, spark, stats["windows"]):
         scored = out.persist(StorageLevel.MEMORY_AND_DISK)
-        n_windows = scored.count()
+        n_windows = int(scored.count())  # numpy under Spark Connect
     if cfg.smooth:
         scored = grid.smooth(scored)
 
@@ -123,8 +123,8 @@ def score_scenes(
         maps_uri = write_maps(spark, storage, writer, scored, table, (MAPS, name, run_id), labels, reader, opts, fence)
     with timed(JOB, "write predictions", timings):
         predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id, before_commit=fence)
-    n_rejected = scored.where(F.col("reject_reason").isNotNull()).count()
-    n_nodata = scored.where(F.col("reject_reason").startswith("nodata")).count()
+    n_rejected = int(scored.where(F.col("reject_reason").isNotNull()).count())
+    n_nodata = int(scored.where(F.col("reject_reason").startswith("nodata")).count())
     scored.unpersist()
     table.unpersist()
     seconds = timings["read windows, featurize and predict"]

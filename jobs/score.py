@@ -14,8 +14,8 @@ keeps two runs from overlapping (exit code 3 while another holds it); exit codes
 2 bad input, 3 locked, 1 anything else. ``--smooth 3x3`` adds ``smoothed_label`` (see
 :mod:`jobs.grid`).
 
-Under Spark Connect (``SPARK_REMOTE=sc://host:15002``), tiles are scored with the model rebuilt
-from its saved files (:mod:`jobs.connect_model`); the same table comes out.
+Under Spark Connect (``SPARK_REMOTE=sc://host:15002``), tiles and scenes are scored with the
+model rebuilt from its saved files (:mod:`jobs.connect_model`); the same tables and maps come out.
 
 ``--scenes URI`` scores georeferenced scenes instead (GeoTIFF/COG, any CRS): windows cut on
 the executors, one row per window in the same table (plus ``scene_id``, ``row``, ``col``),

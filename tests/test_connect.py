@@ -76,13 +76,22 @@ def test_scoring_through_a_spark_connect_server(spark, model_storage, fixtures, 
     classic = score.score(spark, cfg.validate(), root)
     assert classic["n_rejected"] == 1
 
+    scene = ["--output_model_name", "m", "--storage", str(root.root), "--tile_px", "64"]
+    scene += ["--scenes", str(fixtures / "scenes" / "rgb8_utm.tif")]
+    cfg = config.ScoreConfig(output_model_name="m", storage=str(root.root), tile_px=64, scenes=scene[-1])
+    classic_scene = score.score(spark, cfg.validate(), root)
+
     with connect_server.running(tmp_path) as url:
         env = dict(os.environ, SPARK_REMOTE=url)
-        done = subprocess.run(
-            [sys.executable, "-m", "jobs.score", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
-    remote = summary_of(done.stdout)
+        runs = [
+            subprocess.run(
+                [sys.executable, "-m", "jobs.score", *a], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+            )
+            for a in (args, scene)
+        ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr[-3000:]
+    remote, remote_scene = (summary_of(done.stdout) for done in runs)
     assert (remote["n_tiles"], remote["n_scored"], remote["rejected_by_reason"]) == (
         10,
         9,
@@ -103,6 +112,20 @@ def test_scoring_through_a_spark_connect_server(spark, model_storage, fixtures, 
         else:
             assert b[tile]["probability"] == pytest.approx(r["probability"], abs=1e-5)
             assert [t["label"] for t in b[tile]["top_k"]] == [t["label"] for t in r["top_k"]]
+
+    # A georeferenced scene: the same windows, labels and maps.
+    for key in ("n_scenes", "n_tiles", "n_scored", "n_nodata", "n_rejected", "tile_px"):
+        assert remote_scene[key] == classic_scene[key], key
+    a, b = table(classic_scene), table(remote_scene)
+    assert a.keys() == b.keys() and all(b[t]["predicted_label"] == r["predicted_label"] for t, r in a.items())
+
+    def files(run: dict) -> list[str]:
+        found = (root.root / "maps" / "m" / run["run_id"]).rglob("*")
+        return sorted(p.name for p in found if p.is_file() and not p.name.startswith((".", "part-")))
+
+    maps = files(remote_scene)
+    assert maps == files(classic_scene)
+    assert any(m.endswith(".parquet") for m in maps) and any(m.endswith(".tif") for m in maps)
 
 
 def test_a_jvm_only_stage_is_refused_before_scoring(spark, model_storage, tmp_path):
