@@ -31,7 +31,7 @@ from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 from featurizers.export import sha256_bytes
 from featurizers.image_featurizer import MODEL_FILE, ImageFeaturizer, ModelFileError
 from jobs import portable_head
-from jobs.storage import Storage, StorageError, check_stage_classes
+from jobs.storage import Storage, StorageError, check_stage_classes, stage_metadata
 
 _SPARK = "org.apache.spark.ml."
 _HEAD_SCHEMA = StructType(
@@ -89,13 +89,13 @@ class ConnectModel:
 def load(storage: Storage, *parts: str) -> ConnectModel:
     """The model saved under ``parts``, checked as :meth:`Storage.load_model` checks it."""
     check_stage_classes(storage, *parts)
-    uids = portable_head.metadata(storage, *parts)["paramMap"]["stageUids"]
+    uids = stage_metadata(storage, *parts)["paramMap"]["stageUids"]
     stages: list[Transformer | portable_head.Head | list[str]] = []
     columns: dict[str, str] = {}
     labels: list[str] = []
     for i, uid in enumerate(uids):
         folder = (*parts, "stages", f"{i}_{uid}")
-        meta = portable_head.metadata(storage, *folder)
+        meta = stage_metadata(storage, *folder)
         cls = str(meta["class"])
         params = {**meta.get("defaultParamMap", {}), **meta["paramMap"]}
         if cls in portable_head.CLASSES:

@@ -21,14 +21,13 @@ metadata, so Spark never makes another kind.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from jobs.storage import Storage, StorageError
+from jobs.storage import Storage, StorageError, stage_metadata
 
 _CLS = "org.apache.spark.ml.classification."
 LOGISTIC = _CLS + "LogisticRegressionModel"
@@ -40,12 +39,6 @@ CLASSES = (LOGISTIC, FOREST, ONE_VS_REST)
 
 class UnsupportedStageError(StorageError):
     """A saved classifier this module cannot apply (the message names its class)."""
-
-
-def metadata(storage: Storage, *parts: str) -> dict[str, Any]:
-    """The metadata line Spark ML (and pyspark's DefaultParamsWriter) saves for a stage."""
-    text = storage.read_bytes(*parts, "metadata", "part-00000").decode()
-    return dict(json.loads(text.splitlines()[0]))
 
 
 def parquet_rows(storage: Storage, *parts: str) -> list[dict[str, Any]]:
@@ -200,7 +193,7 @@ def _gbt_trees(storage: Storage, *parts: str) -> Trees:
 
 def load(storage: Storage, *parts: str) -> Head:
     """The classifier stage saved under ``parts``; UnsupportedStageError for another class."""
-    meta = metadata(storage, *parts)
+    meta = stage_metadata(storage, *parts)
     kind = str(meta["class"])
     if kind == LOGISTIC:
         (row,) = parquet_rows(storage, *parts, "data")
@@ -212,7 +205,7 @@ def load(storage: Storage, *parts: str) -> Head:
     if kind == ONE_VS_REST:
         k = int(meta["numClasses"])
         for i in range(k):
-            if metadata(storage, *parts, f"model_{i}")["class"] != GBT:
+            if stage_metadata(storage, *parts, f"model_{i}")["class"] != GBT:
                 raise UnsupportedStageError(f"{storage.uri(*parts)}: one-vs-rest over another classifier than GBT")
         return Head(kind, k, trees=tuple(_gbt_trees(storage, *parts, f"model_{i}") for i in range(k)))
     raise UnsupportedStageError(f"{storage.uri(*parts)}: {kind} cannot be applied without a JVM")

@@ -568,14 +568,19 @@ TRUSTED_STAGES = ("org.apache.spark.ml.", "pyspark.ml.", "featurizers.", "jobs."
 STALE_S = 3600.0  # a hidden staging folder older than this is left by a killed save
 
 
+def stage_metadata(storage: Storage, *parts: str) -> dict[str, Any]:
+    """The metadata line Spark ML (and pyspark's DefaultParamsWriter) saves for a model or stage."""
+    text = storage.read_bytes(*parts, "metadata", "part-00000").decode()
+    return dict(json.loads(text.splitlines()[0]))
+
+
 def check_stage_classes(storage: Storage, *parts: str) -> None:
     """Refuses a saved model that lists a stage it does not hold, or names a stage class outside
     this project and Spark ML (one line, before any module it names is imported)."""
     where = storage.uri(*parts)
 
     def metadata(*folder: str) -> dict[str, Any]:
-        text = storage.read_bytes(*parts, *folder, "metadata", "part-00000").decode()
-        return dict(json.loads(text.splitlines()[0]))
+        return stage_metadata(storage, *parts, *folder)
 
     try:
         uids = list(metadata()["paramMap"]["stageUids"])
