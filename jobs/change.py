@@ -25,7 +25,7 @@ import numpy as np
 
 from jobs import cli
 from jobs.datasets import DatasetError
-from jobs.maps import NODATA
+from jobs.maps.writer import NODATA
 from jobs.names import check_name
 from jobs.storage import CHANGES, MAPS, Storage, StorageError, open_storage
 

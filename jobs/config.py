@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -25,7 +26,7 @@ from featurizers.zoo import Network, NetworkError
 from jobs.names import check_name
 
 CLASSIFIERS = ("logisticregression", "randomforest", "gbt")
-DATASETS = ("aerial", "ucmerced", "mnist")
+DATASETS = ("aerial", "aid", "ucmerced", "mnist")
 PIXELS = "pixels"  # --pretrained_model_type pixels: raw grey pixels, the no-CNN baseline
 
 
@@ -54,6 +55,8 @@ class TrainConfig:
     val_ratio: float | None = None  # share of train held out to choose the classifier's settings
     gsd_m: float | None = None  # training imagery's metres per pixel (model card; scene tile sizes)
     image_px: int | None = None  # training images' side in pixels (with gsd_m: the tile in metres)
+    gsd_range_m: list[float] | None = None  # [finest, coarsest] metres a pixel, where the imagery varies
+    tile_m: float | None = None  # scene windows that suit the model, in metres (default gsd_m x image_px)
     sample_frac: float = 1.0
     train_sample_frac: float | None = None
     test_sample_frac: float | None = None
@@ -90,6 +93,14 @@ class TrainConfig:
             raise ConfigError(
                 f"mmlspark_model_type {self.mmlspark_model_type!r}: choose one of {', '.join(CLASSIFIERS)}"
             )
+        if self.gsd_range_m is not None and not (
+            len(self.gsd_range_m) == 2 and 0 < self.gsd_range_m[0] <= self.gsd_range_m[1] < math.inf
+        ):
+            raise ConfigError(
+                f"gsd_range_m {self.gsd_range_m}: give [finest, coarsest] metres a pixel, 0 < finest <= coarsest"
+            )
+        if self.tile_m is not None and not 0 < self.tile_m < math.inf:
+            raise ConfigError(f"tile_m {self.tile_m} must be a positive number of metres")
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
         for name, value, low in (("train_ratio", self.train_ratio, 0.0), ("val_ratio", self.val_ratio, -1e-12)):

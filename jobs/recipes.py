@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.datasets import ucmerced
+from jobs.datasets import aid, ucmerced
 
 # Aerial scenes: two offline ImageNet backbones side by side (EfficientNet-Lite0 + MobileNetV2,
 # 2,560 features), each image seen whole at 256 px and averaged over its 8 rotations/flips (an
@@ -42,10 +42,24 @@ MNIST: dict[str, Any] = {
 # (whole image at 256 px, D4 mean) with logistic regression tuned on the validation split.
 FINETUNE: dict[str, Any] = {"pretrained_model_type": "efficientnet_lite0"}
 
-RECIPES: dict[str, dict[str, Any]] = {"aerial": AERIAL, "ucmerced": AERIAL, "mnist": MNIST}
-DEMO_DATA = {"aerial": ".cache/demo/ucmerced", "ucmerced": ".cache/demo/ucmerced", "mnist": ".cache/demo/mnist"}
-# What a data set module knows about its imagery, recorded in the model card.
-IMAGERY: dict[str, dict[str, Any]] = {"ucmerced": {"gsd_m": ucmerced.GSD_M, "image_px": ucmerced.TILE_PX}}
+RECIPES: dict[str, dict[str, Any]] = {"aerial": AERIAL, "aid": AERIAL, "ucmerced": AERIAL, "mnist": MNIST}
+DEMO_DATA = {
+    "aerial": ".cache/demo/ucmerced",
+    "aid": ".cache/demo/aid",
+    "ucmerced": ".cache/demo/ucmerced",
+    "mnist": ".cache/demo/mnist",
+}
+# What a data set module knows about its imagery, recorded in the model card: scoring warns of
+# scenes far from it, and takes its scene windows' size from it.
+IMAGERY: dict[str, dict[str, Any]] = {
+    "ucmerced": {"gsd_m": ucmerced.GSD_M, "image_px": ucmerced.TILE_PX},
+    "aid": {
+        "gsd_m": aid.GSD_M,
+        "gsd_range_m": list(aid.GSD_RANGE_M),
+        "image_px": aid.IMAGE_PX,
+        "tile_m": aid.MIN_GROUND_M,
+    },
+}
 
 
 NETWORK_KEYS = {"pool_grid": 1, "d4": False, "image_size": None}  # what raw pixels take instead

@@ -21,10 +21,12 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import ImageFeaturizer
 from featurizers.zoo import Preprocessing
-from jobs import grid, maps, scenes
+from jobs import grid
 from jobs.config import ScoreConfig
 from jobs.datasets import DatasetError
+from jobs.maps import writer as map_files
 from jobs.predictions import prediction_table, top_k
+from jobs.scenes import windows as scenes
 from jobs.spark import say, timed
 from jobs.storage import MAPS, PREDICTIONS, SUCCESS, Storage
 
@@ -78,7 +80,7 @@ def score_scenes(
         listed = listed.join(done.select(F.col("path")).distinct(), "path", "left_anti")
     with timed(JOB, "read scene headers", timings):
         table = scenes.scene_table(spark, listed, reader, opts).persist(StorageLevel.MEMORY_AND_DISK)
-        stats = _scene_stats(table, card.get("gsd_m"))
+        stats = _scene_stats(table, card.get("gsd_m"), card.get("gsd_range_m"))
     if stats["scenes"] == 0:
         if done is not None:
             return {"n_scenes": 0, "n_tiles": 0, "n_scored": 0, "n_rejected": 0, "predictions_uri": None}
@@ -120,7 +122,10 @@ def score_scenes(
         scored = grid.smooth(scored)
 
     with timed(JOB, "write maps", timings):
-        maps_uri = write_maps(spark, storage, writer, scored, table, (MAPS, name, run_id), labels, reader, opts, fence)
+        about = {"model": name, "model_version": card["run_id"], "run_id": run_id, "warnings": stats["warnings"]}
+        about |= {"training_gsd_m": card.get("gsd_m"), "training_gsd_range_m": card.get("gsd_range_m")}
+        parts = (MAPS, name, run_id)
+        maps_uri = write_maps(spark, storage, writer, scored, table, parts, labels, reader, opts, fence, about)
     with timed(JOB, "write predictions", timings):
         predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id, before_commit=fence)
     n_rejected = int(scored.where(F.col("reject_reason").isNotNull()).count())
@@ -146,9 +151,12 @@ def score_scenes(
     }
 
 
-def _scene_stats(table: DataFrame, gsd_m: float | None) -> dict[str, Any]:
-    """Counts over the scene headers (a handful of rows reach the driver, whatever the scene count)."""
+def _scene_stats(table: DataFrame, gsd_m: float | None, gsd_range_m: list[float] | None = None) -> dict[str, Any]:
+    """Counts over the scene headers (a handful of rows reach the driver, whatever the scene count).
+    A scene is far from the training imagery when its resolution lies more than
+    ``RESOLUTION_TOLERANCE`` times outside the imagery's resolution (or range of them)."""
     ok = F.col("scene_reject").isNull()
+    finest, coarsest = gsd_range_m or (gsd_m, gsd_m)
     row = table.agg(
         F.count(F.lit(1)).alias("scenes"),
         F.sum(F.when(ok, F.col("n_rows") * F.col("n_cols")).otherwise(0)).alias("windows"),
@@ -157,10 +165,10 @@ def _scene_stats(table: DataFrame, gsd_m: float | None) -> dict[str, Any]:
         F.max("tile_px").alias("max_tile"),
         F.sum(
             F.when(
-                F.lit(gsd_m is not None)
+                F.lit(finest is not None)
                 & (
-                    (F.col("res_m") > F.lit(gsd_m or 0) * RESOLUTION_TOLERANCE)
-                    | (F.col("res_m") * RESOLUTION_TOLERANCE < F.lit(gsd_m or 0))
+                    (F.col("res_m") > F.lit(coarsest or 0) * RESOLUTION_TOLERANCE)
+                    | (F.col("res_m") * RESOLUTION_TOLERANCE < F.lit(finest or 0))
                 ),
                 1,
             ).otherwise(0)
@@ -176,7 +184,8 @@ def _scene_stats(table: DataFrame, gsd_m: float | None) -> dict[str, Any]:
     if row["off_resolution"]:
         warnings.append(
             f"{row['off_resolution']} scenes have a ground resolution ({row['min_res']:.2f}-{row['max_res']:.2f} m) "
-            f"more than {RESOLUTION_TOLERANCE:g}x away from the training imagery's ({gsd_m} m): expect poorer labels"
+            f"more than {RESOLUTION_TOLERANCE:g}x away from the training imagery's "
+            f"({f'{finest:g}-{coarsest:g}' if finest != coarsest else f'{finest:g}'} m): expect poorer labels"
         )
     if row["without_crs"]:
         warnings.append(f"{row['without_crs']} scenes have no CRS: scored in pixel space")
@@ -202,8 +211,10 @@ def write_maps(
     reader: Any,
     opts: scenes.SceneOptions,
     fence: Callable[[], None],
+    about: dict[str, Any],
 ) -> str:
-    """Per-scene maps (executors), the scene index, then ``_SUCCESS``; returns the folder's URI."""
+    """Per-scene maps (executors), the scene index, ``run.json`` (``about``: model, run, warnings,
+    dates), then ``_SUCCESS``; returns the folder's URI."""
     label = F.col("smoothed_label") if "smoothed_label" in scored.columns else F.col("predicted_label")
     rows = scored.select(
         "scene_id",
@@ -216,15 +227,28 @@ def write_maps(
         "reject_reason",
     ).join(
         table.select(
-            "scene_id", "scene_path", "width", "height", "crs", "transform", "tile_px", "n_rows", "n_cols", "lo", "hi"
+            "scene_id",
+            "scene_path",
+            "width",
+            "height",
+            "crs",
+            "transform",
+            "tile_px",
+            "n_rows",
+            "n_cols",
+            "lo",
+            "hi",
+            "date",
         ),
         "scene_id",
     )
-    write = maps.map_writer(writer, parts, labels, reader, opts)
-    summary = rows.groupBy("scene_id").applyInPandas(write, maps.SUMMARY)
+    write = map_files.map_writer(writer, parts, labels, reader, opts, tuple(about["warnings"]))
+    summary = rows.groupBy("scene_id").applyInPandas(write, map_files.SUMMARY)
     storage.write_table(summary, *parts, "scenes")
     storage.write_table(table.drop("lo", "hi"), *parts, "scene_index")
-    storage.write_json({"labels": labels, "colours": maps.palette(labels)}, *parts, "legend.json")
+    storage.write_json({"labels": labels, "colours": map_files.palette(labels)}, *parts, "legend.json")
+    dates = sorted({r["date"] for r in table.select("date").distinct().collect() if r["date"]})  # <= one per scene
+    storage.write_json(about | {"dates": dates}, *parts, "run.json")
     fence()
     storage.write_bytes(b"", *parts, SUCCESS)
     return storage.uri(*parts)

@@ -5,7 +5,8 @@ The storage root is laid out like the original sample's storage account:
 ``<root>/pretrainedmodels/``  exported ONNX networks and their model cards
 ``<root>/trainedmodels/<name>/``  saved PipelineModels (featurizer + classifier + labels) with ``card.json``
 ``<root>/predictions/<name>/<run_id>/``  scored tile sets (Parquet parts, then ``_SUCCESS``)
-``<root>/maps/<name>/<run_id>/``  land-use maps of scored scenes (jobs/maps.py)
+``<root>/maps/<name>/<run_id>/``  land-use maps of scored scenes (jobs/maps/writer.py)
+``<root>/assessments/<name>/<run_id>/<reference>/``  a map's accuracy and area estimates (jobs/assess.py)
 ``<root>/changes/<name>/<run_a>__<run_b>/``  change between two scene runs (jobs/change.py)
 ``<root>/runs/<run_id>/``  one run's ``metrics.json`` and its test-set predictions
 ``<root>/runs/index.jsonl``  the run history, one record per training run (jobs/runs.py)
@@ -54,6 +55,7 @@ RUNS = "runs"
 FEATURES = "features"
 MAPS = "maps"
 CHANGES = "changes"
+ASSESSMENTS = "assessments"
 HIDDEN = (".", "_")  # names that are not data (_SUCCESS, .DS_Store), as Hadoop tools treat them
 SUCCESS = "_SUCCESS"
 

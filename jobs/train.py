@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     p.add_argument("--val_ratio", type=float, help="share of train held out to choose classifier settings")
     p.add_argument("--gsd_m", type=float, help="training imagery's metres per pixel (model card; scene tiles)")
     p.add_argument("--image_px", type=int, help="training images' side in pixels (with gsd_m: tile size in metres)")
+    p.add_argument("--gsd_range_m", type=_floats, help="FINEST,COARSEST metres a pixel where the imagery varies")
+    p.add_argument("--tile_m", type=float, help="scene windows this model suits, in metres (default gsd_m x image_px)")
     p.add_argument("--storage", help="storage root (default ./data)")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch_size", type=int, help="images per onnxruntime call")
@@ -86,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
     cfg = config.build(config.TrainConfig, args.pop("conf"), args)
     getattr(cfg, cfg.mmlspark_model_type).update(flags)  # flags win over the conf table
     return cfg
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
 
 
 def classifier_params(model: Transformer) -> dict[str, Any]:
@@ -329,12 +335,13 @@ def train(
     }
     storage.write_json(record, RUNS, run_id, "metrics.json")
     # The model's own card: what scoring jobs report alongside their predictions.
-    tile_m = cfg.gsd_m * cfg.image_px if cfg.gsd_m and cfg.image_px else None
+    tile_m = cfg.tile_m or (cfg.gsd_m * cfg.image_px if cfg.gsd_m and cfg.image_px else None)
     summary_n_train = counts["train"]["featurized"] + counts["val"]["featurized"]
     card = (
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
-        | {"gsd_m": cfg.gsd_m, "image_px": cfg.image_px, "tile_m": tile_m, "d4": cfg.d4, "precision": cfg.precision}
+        | {"gsd_m": cfg.gsd_m, "gsd_range_m": cfg.gsd_range_m, "image_px": cfg.image_px, "tile_m": tile_m}
+        | {"d4": cfg.d4, "precision": cfg.precision}
         | (extra or {})
     )
     with timed(JOB, "save model", timings):

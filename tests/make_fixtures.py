@@ -8,12 +8,15 @@
                    says what the featurizer must make of each (a reason code, or None: featurized)
 ``OUT_DIR/classes/`` a ``<label>/`` tree (no split) of the same kind of tiles
 ``OUT_DIR/scenes/``  georeferenced scenes (``SCENES`` says what each is) and one that is not a raster
+``OUT_DIR/cdl/``     scenes in UTM 14N over the real CDL clip (``DATA_MIRROR/cdl``), coloured by its
+                   classes (``cdl_scene``), one far from it, and an RGB "label raster"
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import sys
 import zlib
@@ -201,6 +204,66 @@ def write_sparse_scene(path: Path, size: int = 100_000) -> None:
         pass
 
 
+# The real CDL clip (CONUS Albers) under the mirror, and a 2.4 km block of it with water,
+# developed, forest, grassland and crops (its centre in EPSG:5070).
+CDL = Path(os.environ.get("DATA_MIRROR", Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
+CDL = CDL / "cdl" / "2021_30m_cdls.tif"
+CDL_CENTRE_5070 = (-86_895.0, 1_798_605.0)
+CDL_SCENE_PX, CDL_SCENE_RES = 200, 12.0  # 2.4 km at 12 m
+# A grey level per cdl6 class (the pixel baseline learns luma): far apart, so the classes separate.
+CDL_GREY = {"Water": 30, "Forest": 75, "Herbaceous": 120, "Cultivated": 165, "Developed": 210, "Barren": 245}
+
+
+def cdl_scene(path: Path, rng: np.random.Generator, shift_m: tuple[float, float] = (0.0, 0.0)) -> Path:
+    """A UTM 14N scene whose pixels take their CDL class's grey (plus seeded noise): what a
+    classifier trained on windows labelled from the CDL can learn back."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject, transform
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from jobs.datasets.landcover import load
+
+    crosswalk = load("cdl6")
+    xs, ys = transform("EPSG:5070", "EPSG:32614", [CDL_CENTRE_5070[0]], [CDL_CENTRE_5070[1]])
+    half = CDL_SCENE_PX * CDL_SCENE_RES / 2
+    t = from_origin(xs[0] - half + shift_m[0], ys[0] + half + shift_m[1], CDL_SCENE_RES, CDL_SCENE_RES)
+    codes = np.zeros((CDL_SCENE_PX, CDL_SCENE_PX), dtype=np.uint8)
+    with rasterio.open(CDL) as src:
+        reproject(rasterio.band(src, 1), codes, dst_transform=t, dst_crs="EPSG:32614", resampling=Resampling.nearest)
+    grey = np.full(codes.shape, 100.0)
+    for code, name in crosswalk.classes.items():
+        if code < 256 and name in CDL_GREY:
+            grey[codes == code] = CDL_GREY[name]
+    data = np.clip(grey + rng.normal(0, 6, size=codes.shape), 1, 255).astype(np.uint8)
+    profile = {"driver": "GTiff", "width": CDL_SCENE_PX, "height": CDL_SCENE_PX, "count": 3, "dtype": "uint8"}
+    profile |= {"crs": "EPSG:32614", "transform": t}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack([data] * 3))
+    return path
+
+
+def write_cdl(out: Path, rng: np.random.Generator) -> None:
+    """Scenes over the CDL clip (when the mirror has it), one 200 km away, and an RGB picture
+    posing as a label raster."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    if not CDL.exists():
+        return
+    cdl_scene(out / "over" / "kansas_a.tif", rng)
+    cdl_scene(out / "far" / "far_away.tif", rng, shift_m=(200_000.0, 0.0))
+    profile = {"driver": "GTiff", "width": 50, "height": 50, "count": 3, "dtype": "uint8", "crs": "EPSG:5070"}
+    profile |= {"transform": from_origin(-90_000.0, 1_800_000.0, 30.0, 30.0)}
+    with rasterio.open(out / "rgb_map.tif", "w", **profile) as dst:
+        dst.write(rng.integers(0, 255, size=(3, 50, 50), dtype=np.uint8))
+    profile = {"driver": "GTiff", "width": 50, "height": 50, "count": 1, "dtype": "uint8"}
+    profile |= {"transform": from_origin(-90_000.0, 1_800_000.0, 30.0, 30.0)}
+    with rasterio.open(out / "no_crs.tif", "w", **profile) as dst:
+        dst.write(rng.integers(0, 255, size=(1, 50, 50), dtype=np.uint8))
+
+
 def main(out: Path) -> None:
     rng = np.random.default_rng(SEED)
     write_idx(out / "idx", rng)
@@ -208,6 +271,7 @@ def main(out: Path) -> None:
     write_bad(out / "bad", rng)
     write_classes(out / "classes", rng)
     write_scenes(out / "scenes", rng)
+    write_cdl(out / "cdl", np.random.default_rng(SEED + 1))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from rasterio.windows import transform as window_transform
 
 from jobs import change, config, score, train
 from jobs.datasets import DatasetError
-from jobs.scenes import scene_id
+from jobs.scenes.windows import scene_id
 from jobs.storage import MAPS, LocalStorage
 
 MODEL = "scene_px"
@@ -262,9 +262,9 @@ def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
     in-memory one (a real HDFS needs libhdfs on the nodes; see the README)."""
     import fsspec
 
-    from jobs import scenes
     from jobs.fsspec_reader import FsspecReader
-    from jobs.scenes import SceneOptions, header, read_window
+    from jobs.scenes import windows as scenes
+    from jobs.scenes.windows import SceneOptions, header, read_window
     from jobs.storage import Reader, StorageError
 
     mem = fsspec.filesystem("memory")

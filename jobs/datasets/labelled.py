@@ -21,7 +21,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.datasets import DatasetError, folders, mnist, sample, splits, ucmerced
+from jobs.datasets import DatasetError, aid, folders, mnist, sample, splits, ucmerced
 from jobs.spark import parallelism
 from jobs.storage import Storage, open_storage
 
@@ -55,7 +55,8 @@ def image_names(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any
     made, and the data root."""
     if cfg.dataset == "mnist":
         raise DatasetError("MNIST idx files hold no image files to name: this needs an image-folder data set")
-    root = ucmerced.locate(cfg.data) if cfg.dataset == "ucmerced" else cfg.data
+    locate = {"ucmerced": ucmerced.locate, "aid": aid.locate}.get(cfg.dataset)
+    root = locate(cfg.data) if locate else cfg.data
     location = open_storage(root, spark)
     skipped: Counter[str] = Counter()
     if folders.is_pre_split(location):

@@ -33,10 +33,12 @@ counts it under ``scenes_without_crs``.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import hashlib
 import io
 import math
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
@@ -85,6 +87,7 @@ SCENES = StructType(
         StructField("lo", ArrayType(DoubleType()), True),
         StructField("hi", ArrayType(DoubleType()), True),
         StructField("nodata", DoubleType(), True),
+        StructField("date", StringType(), True),  # acquisition date, ISO (see acquired); null: unknown
         StructField("scene_reject", StringType(), True),
     ]
 )
@@ -279,12 +282,32 @@ def header(path: str, sid: str, reader: Reader, opts: SceneOptions) -> dict[str,
         "n_rows": -(-ds.height // tile),
         "n_cols": -(-ds.width // tile),
         "nodata": ds.nodata,
+        "date": acquired(ds.tags(), path),
     }
     try:
         lo, hi = stretch(ds, opts)
     except RasterioIOError as exc:
         return row | {"scene_reject": f"read_error: {_short(exc)}"}
     return row | {"lo": lo, "hi": hi}
+
+
+DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")
+
+
+def acquired(tags: dict[str, str], path: str) -> str | None:
+    """The scene's acquisition date (``YYYY-MM-DD``): a ``YYYYMMDD`` in its file name (NAIP's
+    ``m_…_20200831.tif``), else its TIFF ``DATETIME`` tag (often when the file was made, so
+    second); None when neither is a date."""
+    stamp = tags.get("TIFFTAG_DATETIME", "")
+    candidates = [path.rsplit("/", 1)[-1]] + ([stamp[:10].replace(":", "")] if len(stamp) >= 10 else [])
+    for text in candidates:
+        match = DATE_IN_NAME.search(text)
+        if match:
+            try:
+                return datetime.date(*map(int, match.groups())).isoformat()
+            except ValueError:
+                continue
+    return None
 
 
 def stretch(ds: Any, opts: SceneOptions) -> tuple[list[float], list[float]]:
@@ -366,6 +389,14 @@ def read_window(
     path: str, row: int, col: int, tile: int, lo: Any, hi: Any, reader: Reader, opts: SceneOptions
 ) -> tuple[bytes | None, str | None]:
     """One window as PPM bytes, or ``(None, reason)``; transient read failures are retried."""
+    rgb, reason = read_window_rgb(path, row, col, tile, lo, hi, reader, opts)
+    return (None, reason) if rgb is None else (ppm_bytes(rgb), None)
+
+
+def read_window_rgb(
+    path: str, row: int, col: int, tile: int, lo: Any, hi: Any, reader: Reader, opts: SceneOptions
+) -> tuple[np.ndarray | None, str | None]:
+    """One window as an HWC uint8 RGB array (at most ``out_px`` a side), or ``(None, reason)``."""
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window
@@ -405,7 +436,7 @@ def read_window(
     rgb[:, mask] = 0
     if rgb.shape[0] == 1:
         rgb = np.repeat(rgb, 3, axis=0)
-    return ppm_bytes(rgb.transpose(1, 2, 0)), None
+    return rgb.transpose(1, 2, 0), None
 
 
 def ppm_bytes(rgb: np.ndarray) -> bytes:

@@ -29,42 +29,13 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 
-from jobs.scenes import SceneOptions, open_scene
+from jobs.maps.palette import palette
+from jobs.scenes import grids
+from jobs.scenes.windows import SceneOptions, open_scene
 from jobs.storage import Reader
 
 NODATA = 255
 SUMMARY = "scene string, windows long, scored long, nodata long, rejected long, class_counts string"
-
-
-def palette(labels: list[str]) -> dict[str, tuple[int, int, int]]:
-    """A fixed colour per label (matplotlib's tab20, then tab20b; cycled past 40 labels)."""
-    from matplotlib import colormaps
-
-    colours = [colormaps["tab20"](i) for i in range(20)] + [colormaps["tab20b"](i) for i in range(20)]
-    return {lab: tuple(int(255 * c) for c in colours[i % len(colours)][:3]) for i, lab in enumerate(labels)}
-
-
-def transforms(scene: pd.Series) -> tuple[Any, Any]:
-    """The scene's affine transform and its class raster's (one pixel per tile)."""
-    from affine import Affine
-
-    t = Affine.from_gdal(*scene["transform"])
-    return t, t @ Affine.scale(int(scene["tile_px"]))
-
-
-def footprints(windows: pd.DataFrame, scene: pd.Series) -> Any:
-    """Window footprint polygons (shapely), corners as ``rasterio.windows.transform`` places them."""
-    import shapely
-    from rasterio.windows import Window
-    from rasterio.windows import transform as window_transform
-
-    t, _ = transforms(scene)
-    tile = int(scene["tile_px"])
-    rings = []
-    for r, c in zip(windows["row"], windows["col"], strict=True):
-        wt = window_transform(Window(c * tile, r * tile, tile, tile), t)
-        rings.append([wt @ (0, 0), wt @ (tile, 0), wt @ (tile, tile), wt @ (0, tile), wt @ (0, 0)])
-    return shapely.polygons(np.asarray(rings, dtype=np.float64).reshape(len(rings), 5, 2))
 
 
 def geoparquet(windows: pd.DataFrame, scene: pd.Series) -> bytes:
@@ -81,7 +52,8 @@ def geoparquet(windows: pd.DataFrame, scene: pd.Series) -> bytes:
             "reject_reason": windows["reject_reason"],
         }
     )
-    frame = gpd.GeoDataFrame(table, geometry=footprints(windows, scene), crs=scene["crs"] or None)
+    geometry = grids.footprints(windows["row"], windows["col"], scene["transform"], int(scene["tile_px"]))
+    frame = gpd.GeoDataFrame(table, geometry=geometry, crs=scene["crs"] or None)
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
@@ -98,7 +70,7 @@ def class_grid(windows: pd.DataFrame, scene: pd.Series, labels: list[str]) -> np
 def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any]) -> bytes:
     from rasterio.io import MemoryFile
 
-    _, t = transforms(scene)
+    t = grids.grid_transform(scene["transform"], int(scene["tile_px"]))
     profile = {
         "driver": "GTiff",
         "width": grid.shape[1],
@@ -134,9 +106,16 @@ def qgis_style(labels: list[str], colours: dict[str, Any]) -> bytes:
 
 
 def quick_look(
-    grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any], reader: Reader, opts: SceneOptions
+    grid: np.ndarray,
+    scene: pd.Series,
+    labels: list[str],
+    colours: dict[str, Any],
+    reader: Reader,
+    opts: SceneOptions,
+    notes: tuple[str, ...] = (),
 ) -> bytes:
-    """True colour (an overview-sized read) beside the land-use map, with a legend."""
+    """True colour (an overview-sized read) beside the land-use map, with a legend; titled with
+    the scene's date, and ``notes`` (the run's warnings) under the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,15 +159,20 @@ def quick_look(
     if (grid == NODATA).any():
         handles.append(Patch(facecolor="white", edgecolor="grey", label="no data / rejected"))
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.suptitle(str(scene["scene_id"]))
-    fig.subplots_adjust(left=0.01, right=0.82, top=0.9, bottom=0.02, wspace=0.03)
+    date = scene.get("date")
+    fig.suptitle(f"{scene['scene_id']}, {date}" if date else f"{scene['scene_id']} (date unknown)")
+    if notes:
+        fig.text(0.5, 0.91, "\n".join(f"warning: {n}" for n in notes), ha="center", va="top", fontsize=8, color="#b00")
+    fig.subplots_adjust(left=0.01, right=0.82, top=0.84 if notes else 0.9, bottom=0.02, wspace=0.03)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
 
 
-def map_writer(writer: Any, parts: tuple[str, ...], labels: list[str], reader: Reader, opts: SceneOptions) -> Any:
+def map_writer(
+    writer: Any, parts: tuple[str, ...], labels: list[str], reader: Reader, opts: SceneOptions, notes: tuple[str, ...]
+) -> Any:
     """The function ``groupBy("scene_id").applyInPandas`` runs: writes one scene's four files and
     returns its summary row (``SUMMARY``). A retried task rewrites the same names."""
     colours = palette(labels)
@@ -203,7 +187,7 @@ def map_writer(writer: Any, parts: tuple[str, ...], labels: list[str], reader: R
         writer.write_bytes(geoparquet(windows, scene), *parts, f"{sid}.parquet")
         writer.write_bytes(class_raster(grid, scene, labels, colours), *parts, f"{sid}.tif")
         writer.write_bytes(qgis_style(labels, colours), *parts, f"{sid}.qml")
-        writer.write_bytes(quick_look(grid, scene, labels, colours, reader, opts), *parts, f"{sid}.png")
+        writer.write_bytes(quick_look(grid, scene, labels, colours, reader, opts, notes), *parts, f"{sid}.png")
         reasons = windows["reject_reason"].dropna()
         nodata = int(reasons.str.startswith("nodata").sum())
         counts = windows["map_label"].value_counts()
