@@ -25,6 +25,7 @@ from jobs import grid
 from jobs.config import ScoreConfig
 from jobs.datasets import DatasetError
 from jobs.maps import writer as map_files
+from jobs.maps.palette import palette
 from jobs.predictions import prediction_table, top_k
 from jobs.scenes import windows as scenes
 from jobs.spark import say, timed
@@ -246,7 +247,7 @@ def write_maps(
     summary = rows.groupBy("scene_id").applyInPandas(write, map_files.SUMMARY)
     storage.write_table(summary, *parts, "scenes")
     storage.write_table(table.drop("lo", "hi"), *parts, "scene_index")
-    storage.write_json({"labels": labels, "colours": map_files.palette(labels)}, *parts, "legend.json")
+    storage.write_json({"labels": labels, "colours": palette(labels)}, *parts, "legend.json")
     dates = sorted({r["date"] for r in table.select("date").distinct().collect() if r["date"]})  # <= one per scene
     storage.write_json(about | {"dates": dates}, *parts, "run.json")
     fence()

@@ -16,6 +16,7 @@ from rasterio.windows import transform as window_transform
 
 from jobs import change, config, score, train
 from jobs.datasets import DatasetError
+from jobs.maps import change as change_maps
 from jobs.scenes.windows import scene_id
 from jobs.storage import MAPS, LocalStorage
 
@@ -164,17 +165,17 @@ def test_incremental_scene_runs_score_only_new_scenes(spark, fixtures, tmp_path,
 
 def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures, scored, tmp_path):
     other = run_score(spark, root, fixtures / "scenes" / "rgb8_utm.tif", "--tile_px", "64", "--smooth", "3x3")
-    a = change.class_rasters(root, MODEL, scored["run_id"])
-    b = change.class_rasters(root, MODEL, other["run_id"])
-    result = change.compare({"rgb8_utm": a["rgb8_utm"]}, b)
+    a = change_maps.class_rasters(root, MODEL, scored["run_id"])
+    b = change_maps.class_rasters(root, MODEL, other["run_id"])
+    result = change_maps.compare({"rgb8_utm": a["rgb8_utm"]}, b)
     cell_ha = (64 * 2.0) ** 2 / 10_000
     rows, cols, nodata = expected_grid("rgb8_utm.tif")
     assert result["compared_ha"] == pytest.approx((rows * cols - nodata) * cell_ha)
     assert sum(map(sum, result["transitions_ha"])) == pytest.approx(result["compared_ha"])
     assert sum(result["area_ha"]["b"].values()) == pytest.approx(result["compared_ha"])
-    assert change.picture(result, "a", "b")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert change_maps.picture(result, "a", "b")[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(DatasetError, match="projected CRS"):
-        change.compare({"x": a["nir16_wgs84"]}, b)
+        change_maps.compare({"x": a["nir16_wgs84"]}, b)
     assert change.main([scored["run_id"], other["run_id"], "--model", MODEL, "--storage", str(root.root)]) == 0
     assert root.exists("changes", MODEL, f"{scored['run_id']}__{other['run_id']}", "change.png")
     # The notebook draws the run's maps and the change between the two runs.

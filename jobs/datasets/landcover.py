@@ -107,8 +107,8 @@ def load(spec: str) -> Crosswalk:
 
 def _codes(spec: str, key: str) -> range:
     try:
-        low, _, high = key.partition("-")
-        first, last = int(low), int(high or low)
+        low, dash, high = key.partition("-")
+        first, last = int(low), int(high if dash else low)
     except ValueError:
         raise CrosswalkError(f'classes {spec}: {key!r} is not a code or a range of codes (e.g. "21-24")') from None
     if not 0 <= first <= last <= MAX_CODE:

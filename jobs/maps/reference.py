@@ -120,6 +120,6 @@ def points_reference(points: pd.DataFrame, scenes: Sequence[dict[str, Any]]) -> 
         for point_crs, group in points.groupby("crs"):
             xs, ys = transform(CRS.from_user_input(point_crs), crs, group["x"].tolist(), group["y"].tolist())
             for x, y, cls in zip(xs, ys, group["class"], strict=True):
-                col_px, row_px = inverse * (x, y)
+                col_px, row_px = inverse @ (x, y)
                 if 0 <= col_px < int(s["width"]) and 0 <= row_px < int(s["height"]):
                     yield str(s["scene_id"]), int(row_px // tile), int(col_px // tile), str(cls)

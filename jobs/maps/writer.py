@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 
+from jobs.maps import figures
 from jobs.maps.palette import palette
 from jobs.scenes import grids
 from jobs.scenes.windows import SceneOptions, open_scene
@@ -116,14 +117,11 @@ def quick_look(
 ) -> bytes:
     """True colour (an overview-sized read) beside the land-use map, with a legend; titled with
     the scene's date, and ``notes`` (the run's warnings) under the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
     from rasterio.errors import RasterioIOError
 
+    plt = figures.pyplot()
     width, height, tile = int(scene["width"]), int(scene["height"]), int(scene["tile_px"])
     scale = max(1.0, max(width, height) / 800)
     shape = (len(opts.bands), max(1, int(height / scale)), max(1, int(width / scale)))
@@ -164,10 +162,7 @@ def quick_look(
     if notes:
         fig.text(0.5, 0.91, "\n".join(f"warning: {n}" for n in notes), ha="center", va="top", fontsize=8, color="#b00")
     fig.subplots_adjust(left=0.01, right=0.82, top=0.84 if notes else 0.9, bottom=0.02, wspace=0.03)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figures.png(fig)
 
 
 def map_writer(
