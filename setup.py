@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["jobs", "jobs.*", "featurizers", "featurizers.*"]),
-    package_data={"jobs": ["log4j2.properties"]},
+    package_data={"jobs": ["log4j2.properties"], "jobs.datasets": ["legends/*.toml"]},
     # The jobs as commands that know their interpreter: they run as written under cron's bare
     # environment (local[*]); spark-submit jobs/<job>.py stays the way onto a cluster.
     entry_points={
@@ -18,6 +18,8 @@ setup(
             "landuse-train=jobs.train:main",
             "landuse-score=jobs.score:main",
             "landuse-finetune=jobs.finetune:main",
+            "landuse-label=jobs.label:main",
+            "landuse-assess=jobs.assess:main",
             "landuse-change=jobs.change:main",
             "landuse-runs=jobs.runs:main",
             "landuse-convert=jobs.convert:main",

@@ -32,7 +32,7 @@ RUNS = {
     "ucmerced_defaults_train50": [*UCMERCED, "--train_ratio", "0.5"],
     # The defaults with the network quantized to int8 (calibrated on 64 training images).
     "ucmerced_defaults_int8": [*UCMERCED, "--precision", "int8"],
-    "ucmerced_demo_conf": ["--conf", "conf/aerial_demo.toml", *UCMERCED[2:]],
+    "ucmerced_demo_conf": ["--conf", "conf/ucmerced_demo.toml", *UCMERCED[2:]],
     "mnist_defaults": ["--dataset", "mnist", "--data", ".cache/demo/mnist"],
     "mnist_lite0_lr": [
         "--conf",

@@ -367,3 +367,30 @@ def test_ndwi_reference_of_a_half_water_scene(tmp_path):
     figures = ndwi_figures(out.assign(cell=0.25), "ha")
     assert figures["windows_at_least_half_water"] == 2 and figures["water_recall_at_least_half_water"] == 0.5
     assert figures["false_water_almost_no_water"] == 0.5 and figures["ndwi_water_ha"] == 0.5
+
+
+def test_far_resolution_warnings_reach_the_summary_and_the_change(spark, assessed_store, capsys):
+    """A scene 4x coarser than the finest-to-coarsest range of the training imagery is warned of
+    in the scoring summary; the run's warnings travel with its maps into change.json."""
+    from jobs import change
+    from jobs.scene_scoring import _scene_stats
+    from jobs.storage import MAPS
+
+    table = spark.createDataFrame(
+        [("a", None, 10, 10, 20, 40.0, "wkt"), ("b", None, 10, 10, 20, 5.0, "wkt")],
+        "scene_id string, scene_reject string, n_rows int, n_cols int, tile_px int, res_m double, crs string",
+    )
+    warned = _scene_stats(table, 8.0, [2.0, 16.0])["warnings"]
+    assert len(warned) == 1 and "1 scenes" in warned[0] and "2-16 m" in warned[0]
+    assert _scene_stats(table, 8.0, [2.0, 32.0])["warnings"] == []  # 40 m is within 2x of 32 m
+    store, _, scored = assessed_store
+    run = scored["run_id"]
+    about = store.read_json(MAPS, MODEL, run, "run.json")
+    assert about["dates"] == [] and about["training_gsd_m"] == 12.0
+    store.write_json(about | {"warnings": ["imagery far from training"]}, MAPS, MODEL, run, "run.json")
+    assert change.main([run, run, "--output_model_name", MODEL, "--storage", str(store.root)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "imagery far from training" in result["warnings"]
+    assert result["changed_ha"] == 0.0  # a run against itself changes nothing
+    saved = json.loads((store.root / "changes" / MODEL / f"{run}__{run}" / "change.json").read_text())
+    assert "imagery far from training" in saved["warnings"] and saved["dates"] == [None, None]

@@ -3,9 +3,10 @@
 USDA National Agriculture Imagery Program imagery (public domain), resampled clips of 934 x 724
 pixels (red, green, blue, near-infrared; uint8; nodata 0) as the ``opengeos/data`` repository
 publishes them (MIT licence), pinned to one commit and checked by SHA-256. NAIP's own
-quarter-quads are 0.6-1 m; these clips are 5 m, far coarser than UC Merced's 0.3 m, so a model
-trained there labels them poorly (the scoring job warns): the demo shows the path from scenes
-to maps and change, not a validated land-cover product.
+quarter-quads are 0.6-1 m; these clips are 5 m: within the range of the demo's AID imagery
+(2-32 m), far coarser than UC Merced's 0.3 m (a UC Merced model labels them poorly, and the
+scoring job warns). Their 4th band lets ``landuse-assess --reference ndwi`` check each map's
+water against the scene itself.
 
     python -m jobs.datasets.naip download DIR
 """
