@@ -123,7 +123,7 @@ def test_a_flag_always_wins_and_the_resolved_configuration_says_from_where(tmp_p
     helped = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert (
         "(default: 42)" in helped
-        and "(default: the data set's recipe: aerial true, ucmerced true, mnist false)" in helped
+        and "(default: the data set's recipe: aerial true, aid true, ucmerced true, mnist false)" in helped
     )
     for flag, meaning in classifiers.FLAG_HELP.items():
         assert f"--{flag} {flag.upper()} {meaning}" in helped
@@ -145,4 +145,4 @@ def test_the_package_leaves_pyspark_to_the_cluster_and_installs_its_commands():
     wanted = [r for r in meta.requires("spark-image-classification") or [] if r.startswith("pyspark")]
     assert wanted and all('extra == "spark"' in r for r in wanted)
     commands = {e.name: e.value for e in meta.entry_points(group="console_scripts") if e.name.startswith("landuse-")}
-    assert commands["landuse-score"] == "jobs.score:main" and len(commands) == 6
+    assert commands["landuse-score"] == "jobs.score:main" and len(commands) == 8
