@@ -22,7 +22,7 @@ OUT := $(DEMO)/out
 
 # The aerial story: train on AID's prairie classes (2-32 m), map two NAIP dates (5 m), check
 # both maps against the scenes' own NDWI water, and measure the change between them.
-demo: $(VENV)/.installed data
+demo: $(VENV)/.installed data $(DEMO)/.aid.ready
 	mkdir -p $(OUT)
 	$(SUBMIT) jobs/train.py --conf conf/aerial_demo.toml --summary_file $(OUT)/train.json
 	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2009) --summary_file $(OUT)/2009.json
@@ -84,8 +84,7 @@ $(CACHE)/node/.installed:
 	npm install --prefix $(CACHE)/node --no-audit --no-fund --silent azurite@3.37.0
 	touch $@
 
-data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready $(DEMO)/ucmerced/.ready $(DEMO)/naip/.ready \
-	$(DEMO)/.aid.ready
+data: $(DEMO)/mnist/.ready $(DEMO)/tiles/.ready $(DEMO)/imagenet/.ready $(DEMO)/ucmerced/.ready $(DEMO)/naip/.ready
 
 # AID's eight prairie classes: the mirror's copy (linked). AID has no file URL to fetch: without
 # a mirror, `python -m jobs.datasets.aid download` says where to get it (exit 2).

@@ -18,12 +18,11 @@ import typing
 from typing import Any
 from urllib.parse import urlparse
 
-import tomllib
-
 from featurizers.image_featurizer import ENGINES
 from featurizers.quantize import PRECISIONS
 from featurizers.zoo import Network, NetworkError
 from jobs.names import check_name
+from jobs.runtime.tomlfiles import read_toml
 
 CLASSIFIERS = ("logisticregression", "randomforest", "gbt")
 DATASETS = ("aerial", "aid", "ucmerced", "mnist")
@@ -219,17 +218,7 @@ def absolute(location: str | None) -> str | None:
 def read_conf(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"conf file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"conf file {path} is a folder: name a TOML file") from None
-    except (PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"conf file {path}: unreadable ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"conf file {path}: {exc}") from None
+    return read_toml(path, ConfigError, f"conf file {path}")
 
 
 def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:

@@ -97,6 +97,16 @@ def model_storage(spark, fixtures, storage, lite0_onnx, tmp_path_factory):
     return root
 
 
+def pixel_model(name: str, data: Path, storage: Path, **settings):
+    """The configuration of a small raw-pixel model (fast: tests of what comes after training)."""
+    from jobs import config
+
+    base = {"pretrained_model_type": "pixels", "pool_grid": 1, "d4": False, "image_size": 0, "tune": False}
+    return config.TrainConfig(
+        output_model_name=name, data=str(data), storage=str(storage), **base, **settings
+    ).validate()
+
+
 def require(path: Path) -> Path:
     """Demo data that `make test` prepares; a clear failure, not a skip, when it is missing."""
     if not path.exists():

@@ -348,3 +348,32 @@ def test_hostile_model_names_touch_nothing_in_a_blob_root(env, capsys):
         assert score.main([*args, "--tiles", "az://tiles/batch1"]) == cli.EXIT_BAD_INPUT
         assert "is not a name" in capsys.readouterr().err
     assert sorted(blob.name for blob in root.client.list_blobs()) == before
+
+
+def test_label_reads_scenes_and_the_land_cover_raster_from_blob(env, fixtures, tmp_path, spark, capsys):
+    """landuse-label with its scenes and its CDL raster in Blob Storage (ranged reads through
+    rasterio's opener) keeps the same windows as from disk."""
+    from make_fixtures import CDL
+
+    from jobs import label
+
+    if not CDL.exists():
+        pytest.fail(f"{CDL} is missing: run with the data mirror")
+    cdl = tmp_path / "cdl"
+    cdl.mkdir()
+    shutil.copy(CDL, cdl / CDL.name)
+    assert convert.upload(str(cdl), "az://tiles/landcover", 2)["files"] == 1
+    assert convert.upload(str(fixtures / "cdl" / "over"), "az://tiles/scenes", 2)["files"] == 1
+    common = ["--classes", "cdl6", "--tile_px", "20", "--min_purity", "0.6"]
+    runs = {}
+    for where, scenes, labels in (
+        ("local", str(fixtures / "cdl" / "over"), str(CDL)),
+        ("blob", "az://tiles/scenes", f"az://tiles/landcover/{CDL.name}"),
+    ):
+        out = tmp_path / where
+        assert label.main(["--scenes", scenes, "--labels", labels, "--out", str(out), *common]) == 0
+        runs[where] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.tif"))
+    assert runs["blob"]["kept_by_class"] == runs["local"]["kept_by_class"]
+    assert runs["blob"]["dropped_by_reason"] == runs["local"]["dropped_by_reason"]
+    assert runs["blob"]["labels"].startswith("az://tiles/landcover/")

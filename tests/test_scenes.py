@@ -9,12 +9,12 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from conftest import run_notebook
+from conftest import pixel_model, run_notebook
 from make_fixtures import SCENES, write_sparse_scene
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from jobs import change, config, score, train
+from jobs import change, score, train
 from jobs.datasets import DatasetError
 from jobs.maps import change as change_maps
 from jobs.scenes.windows import scene_id
@@ -27,17 +27,7 @@ MODEL = "scene_px"
 def root(tmp_path_factory, spark, fixtures):
     """A storage root with a small raw-pixel model (the scoring path is what these tests check)."""
     store = LocalStorage(tmp_path_factory.mktemp("scene_storage"))
-    cfg = config.TrainConfig(
-        output_model_name=MODEL,
-        data=str(fixtures / "classes"),
-        storage=str(store.root),
-        pretrained_model_type="pixels",
-        pool_grid=1,
-        d4=False,
-        image_size=0,
-        tune=False,
-    ).validate()
-    train.train(spark, cfg, store)
+    train.train(spark, pixel_model(MODEL, fixtures / "classes", store.root), store)
     return store
 
 

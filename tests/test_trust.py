@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from conftest import submit
+from conftest import pixel_model, submit
 from make_fixtures import CDL
 from rasterio.warp import Resampling, reproject
 
-from jobs import config, score, train
+from jobs import score, train
 from jobs.datasets import landcover
 from jobs.datasets.landcover import CrosswalkError
 from jobs.maps import assessment, reference
@@ -270,19 +270,7 @@ def test_label_bad_inputs_exit_2_with_one_line(spark, capsys, fixtures, tmp_path
 def assessed_store(spark, labelled, fixtures, tmp_path_factory):
     out, _ = labelled
     store = LocalStorage(tmp_path_factory.mktemp("trust_store"))
-    cfg = config.TrainConfig(
-        output_model_name=MODEL,
-        data=str(out),
-        storage=str(store.root),
-        pretrained_model_type="pixels",
-        pool_grid=1,
-        d4=False,
-        image_size=0,
-        tune=False,
-        val_ratio=0.0,
-        gsd_m=12.0,
-        image_px=20,
-    ).validate()
+    cfg = pixel_model(MODEL, out, store.root, val_ratio=0.0, gsd_m=12.0, image_px=20)
     trained = train.train(spark, cfg, store)
     args = ["--output_model_name", MODEL, "--storage", str(store.root), "--scenes", str(fixtures / "cdl" / "over")]
     scored = score.score(spark, score.parse_args(args), store)

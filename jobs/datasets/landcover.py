@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from jobs.datasets import DatasetError
+from jobs.runtime.tomlfiles import read_toml
 
 LEGENDS = Path(__file__).with_name("legends")
 MAX_CODE = 65535  # class rasters are 8- or 16-bit
@@ -75,15 +75,8 @@ def builtin() -> list[str]:
 def load(spec: str) -> Crosswalk:
     """The crosswalk a ``--classes`` value names: a shipped legend's name or a TOML file."""
     path = LEGENDS / f"{spec}.toml" if spec in builtin() else Path(spec)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise CrosswalkError(f"classes {spec}: no such file, nor a shipped legend ({', '.join(builtin())})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CrosswalkError(f"classes {spec}: unreadable ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CrosswalkError(f"classes {spec}: {exc}") from None
+    missing = f"no such file, nor a shipped legend ({', '.join(builtin())})"
+    raw = read_toml(path, CrosswalkError, f"classes {spec}", missing)
     table = raw.get("classes")
     if not isinstance(table, dict) or not table:
         raise CrosswalkError(f'classes {spec}: no [classes] table of code = "name" lines')

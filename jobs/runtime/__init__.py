@@ -1,0 +1,1 @@
+"""What every stage may use: nothing here imports from the rest of ``jobs``."""
