@@ -376,4 +376,4 @@ def test_label_reads_scenes_and_the_land_cover_raster_from_blob(env, fixtures, t
         assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.tif"))
     assert runs["blob"]["kept_by_class"] == runs["local"]["kept_by_class"]
     assert runs["blob"]["dropped_by_reason"] == runs["local"]["dropped_by_reason"]
-    assert runs["blob"]["labels"].startswith("az://tiles/landcover/")
+    assert runs["blob"]["labels"] == f"wasbs://tiles@{HOST}/landcover/{CDL.name}"
