@@ -86,6 +86,12 @@ def score_scenes(
         if done is not None:
             return {"n_scenes": 0, "n_tiles": 0, "n_scored": 0, "n_rejected": 0, "predictions_uri": None}
         raise DatasetError(f"no scenes found at {cfg.scenes}")
+    if stats["windows"] == 0:  # every scene rejected: nothing to map, and the user must hear why
+        first = table.where(F.col("scene_reject").isNotNull()).select("scene_id", "scene_reject").first()
+        raise DatasetError(
+            f"no scene at {cfg.scenes} could be scored: {stats['rejected']} rejected, by reason "
+            f"{stats['rejected_by_reason']}; first: {first['scene_id']}: {first['scene_reject']}"
+        )
     for warning in stats["warnings"]:
         say(JOB, f"warning: {warning}")
     say(JOB, f"{stats['scenes']} scenes, {stats['windows']} windows")

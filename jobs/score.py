@@ -42,7 +42,7 @@ from pyspark.sql import functions as F
 from featurizers.image_featurizer import NOTE_COL
 from featurizers.quantize import PRECISIONS
 from jobs import cli, config, connect_model, grid, lock, scene_scoring
-from jobs.datasets import folders
+from jobs.datasets import DatasetError, folders
 from jobs.predictions import counts_by_code, prediction_table, top_k
 from jobs.spark import is_connect, say, timed
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
@@ -160,6 +160,11 @@ def score(spark: SparkSession, cfg: config.ScoreConfig, storage: Storage) -> dic
         summary["rejected_by_reason"] = counts_by_code(written, "reject_reason")
         n_rejected = sum(summary["rejected_by_reason"].values())  # every reject has a code
         summary["pixel_notes"] = counts_by_code(written, NOTE_COL)
+        if n_tiles and n_rejected == n_tiles:  # recorded, but nothing was scored: not a success
+            raise DatasetError(
+                f"no tile in {source} could be scored: {n_tiles} rejected, by reason "
+                f"{summary['rejected_by_reason']} (the rejects are in {predictions_uri})"
+            )
         seconds = timings["featurize, predict and write"]
         return {
             **summary,

@@ -129,8 +129,9 @@ def test_the_16_bit_four_band_scene_is_stretched_and_scored(scored, spark):
 
 
 def test_bands_that_do_not_exist_are_a_reason_not_a_crash(spark, root, fixtures):
-    out = run_score(spark, root, fixtures / "scenes" / "nir16_wgs84.tif", "--tile_px", "64", "--bands", "1,2,5")
-    assert out["scenes_rejected_by_reason"] == {"no_such_band": 1} and out["n_tiles"] == 0
+    """The scene gets the reason; with no other scene to score, the run is bad input (exit 2)."""
+    with pytest.raises(DatasetError, match=r"1 rejected, by reason \{'no_such_band': 1\}.*band 5 asked for"):
+        run_score(spark, root, fixtures / "scenes" / "nir16_wgs84.tif", "--tile_px", "64", "--bands", "1,2,5")
 
 
 def test_tile_size_in_metres_needs_a_model_that_records_it(spark, root, fixtures):

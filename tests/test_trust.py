@@ -382,3 +382,25 @@ def test_far_resolution_warnings_reach_the_summary_and_the_change(spark, assesse
     assert result["changed_ha"] == 0.0  # a run against itself changes nothing
     saved = json.loads((store.root / "changes" / MODEL / f"{run}__{run}" / "change.json").read_text())
     assert "imagery far from training" in saved["warnings"] and saved["dates"] == [None, None]
+
+
+def test_scenes_that_all_fail_exit_2_and_say_why(assessed_store, fixtures, capsys):
+    """A plain picture (no CRS) scored in metres yields no window: exit 2 with the reason, not
+    exit 0 with `0 windows`."""
+    store, _, _ = assessed_store
+    args = ["--output_model_name", MODEL, "--storage", str(store.root), "--tile_m", "240", "--bands", "1"]
+    assert score.main([*args, "--scenes", str(fixtures / "cdl" / "no_crs.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "no scene at" in err and "no_crs" in err and "give tile_px" in err
+
+
+def test_a_tile_folder_of_nothing_but_rejects_exits_2_with_the_counts(assessed_store, tmp_path, capsys):
+    """A folder holding only a README and a CSV: both recorded as rejects, and the run exits 2."""
+    store, _, _ = assessed_store
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    (tiles / "README.txt").write_text("not an image\n")
+    (tiles / "labels.csv").write_text("tile,label\n")
+    assert score.main(["--output_model_name", MODEL, "--storage", str(store.root), "--tiles", str(tiles)]) == 2
+    err = capsys.readouterr().err
+    assert "no tile in" in err and "2 rejected" in err and "not_an_image" in err
