@@ -213,11 +213,19 @@ def _assess_points(
         list(reference.points_reference(points, scenes.to_dict("records"))),
         columns=["scene_id", "row", "col", "reference"],
     )
-    mapped = windows.toPandas()  # the map's windows: small next to the imagery (one row a window)
-    mapped["cell"] = [areas[s][0] if unit == "ha" else 1.0 for s in mapped["scene_id"]]
-    units = located.merge(mapped, on=["scene_id", "row", "col"], how="inner")
+    # Points are few (a sample); the map's windows stay in Spark: only per-class sums come back.
+    cells = spark.createDataFrame(
+        [(sid, float(a if unit == "ha" else 1.0)) for sid, (a, _) in areas.items()], "scene_id string, cell double"
+    )
+    mapped = windows.join(F.broadcast(cells), "scene_id")
+    area_rows = mapped.groupBy("map_label").agg(F.sum("cell").alias("cell")).toPandas()  # one row a class
+    hits = spark.createDataFrame(located, "scene_id string, row int, col int, reference string")
+    units = hits.join(mapped, ["scene_id", "row", "col"]).select("map_label", "reference", "cell").toPandas()
     labels = sorted(set(legend) | set(points["class"].astype(str)))
-    result = _summarize(pd.concat([units, mapped.assign(reference=None)]), labels, unit)
+    # Area from the whole map (area_rows) only; each point counts once in the matrix.
+    result = _summarize(pd.concat([units.assign(cell=0.0), area_rows.assign(reference=None)]), labels, unit)
+    result["n_windows"] = int(windows.count())
+    result["n_without_reference"] = result["n_windows"] - len(units)
     result["n_points"] = len(points)
     result["n_points_off_the_map"] = len(points) - len(units)
     folder = (ASSESSMENTS, model, run, f"points-{Path(spec).stem}")

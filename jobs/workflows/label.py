@@ -86,7 +86,8 @@ def label_scenes(spark: SparkSession, opts: LabelOptions, crosswalk: Crosswalk) 
     listed, reader = windows.list_scenes(spark, opts.scenes, skipped)
     with timed(JOB, "read scene headers", timings):
         table = windows.scene_table(spark, listed, reader, scene_opts).persist(StorageLevel.MEMORY_AND_DISK)
-        heads = table.select("scene_id", "crs", "transform", "width", "height", "scene_reject", "n_rows", "n_cols")
+        header = ("scene_id", "crs", "transform", "width", "height", "scene_reject", "n_rows", "n_cols", "tile_px")
+        heads = table.select(*header)
         scenes = heads.collect()  # one small row a scene
     if not scenes:
         raise DatasetError(f"no scenes found at {opts.scenes}")
@@ -108,13 +109,9 @@ def label_scenes(spark: SparkSession, opts: LabelOptions, crosswalk: Crosswalk) 
     with timed(JOB, "write the manifest", timings):
         geo = results.join(F.broadcast(table.select("scene_id", "crs", "transform", "tile_px")), "scene_id")
         geo.groupBy("scene_id").applyInPandas(_manifest_writer(writer), MANIFEST_COUNTS).collect()
-    kept = {
-        r["label"]: int(r["count"]) for r in results.where(F.col("reason").isNull()).groupBy("label").count().collect()
-    }
-    dropped = {
-        r["reason"]: int(r["count"])
-        for r in results.where(F.col("reason").isNotNull()).groupBy("reason").count().collect()
-    }
+    verdicts = results.groupBy("label", "reason").count().collect()  # one row a class or a reason
+    kept = {r["label"]: int(r["count"]) for r in verdicts if r["reason"] is None}
+    dropped = {r["reason"]: int(r["count"]) for r in verdicts if r["reason"] is not None}
     unmapped = _unmapped_codes(results, crosswalk)
     results.unpersist()
     table.unpersist()
@@ -130,7 +127,7 @@ def label_scenes(spark: SparkSession, opts: LabelOptions, crosswalk: Crosswalk) 
         "dropped_by_reason": {r: 0 for r in labels.REASONS} | dict(sorted(dropped.items())),
         "unmapped_codes": unmapped,
         "min_purity": opts.min_purity,
-        "tile_px": sorted({int(r) for r in table.select("tile_px").distinct().toPandas()["tile_px"].dropna()}),
+        "tile_px": sorted({int(s["tile_px"]) for s in usable}),
         "skipped_by_reason": dict(sorted(skipped.items())),
         "manifest_uri": out.uri(MANIFEST),
         "options": asdict(opts),
