@@ -50,6 +50,7 @@ demo-mnist: $(VENV)/.installed data
 test: $(VENV)/.installed data $(CACHE)/node/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
 	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=10 tests
 
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
@@ -62,6 +63,7 @@ bench: $(VENV)/.installed $(VENV)/.bench data
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
 	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
+	$(VENV)/bin/lint-imports
 
 # torch (export extra) is large: installed once per venv, re-installed only when setup.py changes.
 $(VENV)/.installed: setup.py Makefile

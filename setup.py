@@ -63,6 +63,7 @@ setup(
             "pytest>=8",
             "scikit-learn>=1.4",
             "ruff>=0.6",
+            "import-linter>=2.1",  # the layers and no-circles contracts in pyproject.toml
             "papermill>=2.5",
             "ipykernel>=6.29",
             "matplotlib>=3.8",

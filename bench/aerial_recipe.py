@@ -156,7 +156,7 @@ def main() -> None:
     args = p.parse_args()
 
     from jobs.datasets import folders, splits, ucmerced
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
     from jobs.storage import LocalStorage
 
     spark = get_spark("aerial-recipe")

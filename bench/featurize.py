@@ -50,8 +50,8 @@ from featurizers.image_featurizer import ImageFeaturizer, featurize_batch  # noq
 from featurizers.preprocess import prepare  # noqa: E402
 from featurizers.quantize import FORMAT, cpu_has_vnni, quantize  # noqa: E402
 from featurizers.zoo import Network  # noqa: E402
-from jobs.pretrained import ensure_onnx  # noqa: E402
 from jobs.storage import LocalStorage  # noqa: E402
+from jobs.workflows.networks import ensure_onnx  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
 UCMERCED = ROOT / ".cache" / "demo" / "ucmerced" / "images"
@@ -119,7 +119,7 @@ def plain(model: str, onnx_path: str, files: list[Path], batch: int, passes: int
 
 def spark_featurizer(model: str, onnx_path: str, folder: Path, engine: str, batch: int, passes: int) -> dict:
     from jobs.datasets import folders
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
 
     spark = get_spark(f"bench-{engine}", synapseml=engine == "synapseml")
     featurizer = ImageFeaturizer.from_network(Network.parse(model), onnx_path, engine=engine, batchSize=batch)
@@ -139,7 +139,7 @@ def predict_batch(model: str, onnx_path: str, folder: Path, batch: int, passes: 
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
 
     spark = get_spark("bench-predict_batch_udf")
     prep = Network.parse(model).preprocessing

@@ -46,7 +46,7 @@ def confusion_picture(metrics: dict, out: Path) -> None:
 
 
 def main() -> int:
-    from jobs import runs
+    from jobs.records import history as runs
     from jobs.storage import ASSESSMENTS, CHANGES, MAPS, RUNS, LocalStorage
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -55,7 +55,7 @@ def cut_windows(scenes: list[str], tile: int, out: Path) -> int:
 def featurize_rate(folder: Path, onnx: str) -> float:
     from featurizers.image_featurizer import ImageFeaturizer
     from jobs.datasets import folders
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
     from jobs.storage import LocalStorage
 
     spark = get_spark("bench-featurize-windows")

@@ -21,7 +21,6 @@ Weights:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import json
 import warnings
@@ -29,16 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, NetworkError, ZooEntry
+from jobs.runtime.digests import sha256_bytes, sha256_file
+from jobs.runtime.errors import UserInputError
 
 OPSET = 14
 RANDOM = "random"
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(UserInputError, RuntimeError):
     """Pretrained weights could not be loaded; the message says how to supply them."""
 
 
-class MissingExtraError(RuntimeError):
+class MissingExtraError(UserInputError, RuntimeError):
     """A step needs an optional dependency that is not installed; the message names the extra."""
 
 
@@ -52,18 +53,6 @@ def require_torch(what: str) -> None:
             f"{what} needs torch: pip install 'spark-image-classification[export]' (training and scoring "
             "with networks already exported under pretrainedmodels/ need no torch)"
         ) from None
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def as_network(name: str | Network, pool_grid: int = 1) -> Network:

@@ -52,10 +52,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from featurizers import hadoop_io
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare_noted
 from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, Preprocessing
-from jobs.spark import is_connect
+from jobs.runtime.errors import UserInputError
+from jobs.runtime.spark import is_connect
+from jobs.storage import jvm_files
 
 MODEL_FILE = "model.onnx"
 
@@ -79,16 +80,16 @@ _TENSOR = StructType(
 ENGINES = ("onnx", "synapseml")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserInputError, ValueError):
     """A saved featurizer whose network file is missing or not the one it was saved with."""
 
 
-class EngineError(ValueError):
+class EngineError(UserInputError, ValueError):
     """An engine that is unknown, or whose jars are not on the Spark session."""
 
 
 class _Shipped(NamedTuple):
-    version: tuple[int, int]  # hadoop_io.version of the file when it was read
+    version: tuple[int, int]  # jvm_files.version of the file when it was read
     sha256: str
     model: Broadcast
 
@@ -105,13 +106,13 @@ _SESSIONS: dict[tuple[str, int], Any] = {}
 def _broadcast_model(spark: SparkSession, uri: str) -> tuple[str, Broadcast]:
     """``(sha256, broadcast bytes)`` of the ONNX file at ``uri``, made once per file version."""
     sc = spark.sparkContext
-    key, version = (sc.applicationId, uri), hadoop_io.version(spark, uri)
+    key, version = (sc.applicationId, uri), jvm_files.version(spark, uri)
     cached = _BROADCASTS.get(key)
     if cached is not None and cached.version == version:
         return cached.sha256, cached.model
     for old in [k for k in _BROADCASTS if k[0] != sc.applicationId]:  # from a stopped context
         del _BROADCASTS[old]
-    data = hadoop_io.read_bytes(spark, uri)
+    data = jvm_files.read_bytes(spark, uri)
     shipped = _Shipped(version, hashlib.sha256(data).hexdigest(), sc.broadcast(data))
     if cached is not None:
         cached.model.unpersist(blocking=False)  # the file was rewritten; a running job keeps its copy
@@ -403,12 +404,12 @@ class _FeaturizerWriter(MLWriter):
 
     def saveImpl(self, path: str) -> None:
         spark = self.sparkSession
-        data = hadoop_io.read_bytes(spark, self.instance.getOrDefault(self.instance.modelPath))
+        data = jvm_files.read_bytes(spark, self.instance.getOrDefault(self.instance.modelPath))
         params = {p.name: v for p, v in self.instance.extractParamMap().items()}
         params["modelPath"] = MODEL_FILE  # relative: resolved against the stage folder on load
         extra = {"modelSha256": hashlib.sha256(data).hexdigest()}  # checked on load
         DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, extraMetadata=extra, paramMap=params)
-        hadoop_io.write_bytes(spark, f"{path.rstrip('/')}/{MODEL_FILE}", data)
+        jvm_files.write_bytes(spark, f"{path.rstrip('/')}/{MODEL_FILE}", data)
 
 
 class _FeaturizerReader(MLReader):
@@ -423,7 +424,7 @@ class _FeaturizerReader(MLReader):
         instance._resetUid(metadata["uid"])
         network = f"{path.rstrip('/')}/{MODEL_FILE}"
         try:
-            data = hadoop_io.read_bytes(self.sparkSession, network)
+            data = jvm_files.read_bytes(self.sparkSession, network)
         except Exception:
             raise ModelFileError(f"{network}: the saved model's network is missing or unreadable") from None
         expected = metadata.get("modelSha256")

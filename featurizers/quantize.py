@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from featurizers.zoo import INPUT_NAME
+from jobs.runtime.errors import UserInputError
 
 PRECISIONS = ("fp32", "int8")
 FORMAT = "QOperator"  # onnxruntime QuantFormat name; part of a cached int8 network's identity
 CALIBRATION_BATCH = 8
 
 
-class QuantizationError(RuntimeError):
+class QuantizationError(UserInputError, RuntimeError):
     """A network that could not be quantized (the message says which step failed)."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from jobs.runtime.errors import UserInputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Maps [0, 1] to [-1, 1]: (x - 0.5) / 0.5, the EfficientNet-Lite convention.
@@ -24,11 +26,11 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "features"
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserInputError, KeyError):
     """A model name that the zoo does not hold."""
 
 
-class PoolGridError(ValueError):
+class PoolGridError(UserInputError, ValueError):
     """A pooling grid that the network's cut cannot give (not positive, or a cut after dense layers)."""
 
 
@@ -157,7 +159,7 @@ NO_NORMALIZATION = Preprocessing(256, 224, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 BACKBONE_SEPARATOR = "+"
 
 
-class NetworkError(ValueError):
+class NetworkError(UserInputError, ValueError):
     """A network description that cannot be built (e.g. D4 averaging with a pooling grid)."""
 
 

@@ -18,18 +18,18 @@ import argparse
 import sys
 from typing import Any
 
-from jobs import cli
-from jobs.config import absolute
+from jobs.config import absolute, add_summary_flag
 from jobs.datasets import landcover
-from jobs.names import check_name
-from jobs.spark import get_spark
+from jobs.runtime.names import check_name
+from jobs.runtime.spark import get_spark
 from jobs.storage import open_storage
+from jobs.workflows import command
 from jobs.workflows.assess import JOB, NDWI, assess_run
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_summary_flag(p)
+    add_summary_flag(p)
     p.add_argument("--output_model_name", required=True, help="the model the run scored with")
     p.add_argument("--run", required=True, help="the scoring run's id (its summary's run_id)")
     p.add_argument("--reference", required=True, help="ndwi, a land-cover raster (with --classes), or a points table")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = open_storage(absolute(a.storage), spark)
         return assess_run(spark, storage, a.output_model_name, a.run, spec, crosswalk, water, a.green_band, a.nir_band)
 
-    return cli.run(JOB, go, argv)
+    return command.run(JOB, go, argv)
 
 
 if __name__ == "__main__":

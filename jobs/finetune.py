@@ -14,173 +14,19 @@ history treat it like any other.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import re
 import sys
-import time
-from typing import Any
 
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-
-from featurizers.export import require_torch, sha256_bytes
-from featurizers.finetune import FinetuneSpec, train_process
-from featurizers.zoo import get_entry
-from jobs import cli, config, train
-from jobs.datasets import DatasetError, labelled, splits
-from jobs.pretrained import ensure_onnx
-from jobs.spark import say, timed
-from jobs.storage import PRETRAINED, Storage, temp_dir
-
-JOB = "finetune"
-
-
-class TrainingFailedError(cli.JobFailedError):
-    """A training process died or raised; the previously saved model is untouched."""
+from jobs import config
+from jobs.workflows import command
+from jobs.workflows.finetune import JOB, finetune
 
 
 def parse_args(argv: list[str] | None = None) -> config.FinetuneConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    config.add_conf_flag(p)
-    cli.add_summary_flag(p)
-    p.add_argument("--output_model_name", help="name under trainedmodels/")
-    p.add_argument("--pretrained_model_type", help="the zoo backbone to fine-tune (default efficientnet_lite0)")
-    p.add_argument("--dataset", choices=config.DATASETS[:2], help="aerial (default) or ucmerced")
-    p.add_argument("--data", help="aerial root (<label>/ folders, or train/ and test/), or UC Merced")
-    p.add_argument("--train_ratio", type=float, help="<label>/ folders: share of each class that trains")
-    p.add_argument("--val_ratio", type=float, help="share of train held out: picks the best epoch and the head")
-    p.add_argument("--sample_frac", type=float, help="fraction of train and test images to use")
-    p.add_argument("--storage", help="storage root (default ./data)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int, help="most epochs (stops early when validation stops improving)")
-    p.add_argument("--lr", type=float, help="AdamW's peak learning rate")
-    p.add_argument("--trainable_blocks", type=int, help="-1: whole backbone; k: its last k blocks; 0: head only")
-    p.add_argument("--num_processes", type=int, help="training processes (cores, or GPUs with --use_gpu)")
-    p.add_argument("--use_gpu", action=argparse.BooleanOptionalAction, help="train on GPUs (NCCL)")
-    p.add_argument("--finetune_batch_size", type=int, help="images per step per process")
-    p.add_argument("--image_size", type=int, help="train and featurize at this square (default 256)")
-    p.add_argument("--tune", action=argparse.BooleanOptionalAction, help="choose the classifier's settings on val")
-    args = vars(config.show_defaults(p, config.FinetuneConfig).parse_args(argv))
-    args.pop("summary_file")
-    return config.build(config.FinetuneConfig, args.pop("conf"), args)
-
-
-def names_by_split(spark: SparkSession, cfg: config.FinetuneConfig) -> tuple[dict[str, list[tuple[str, str]]], Any]:
-    """``{split: [(URI, label)]}`` for train and val (names only, streamed), and the data root."""
-    names, _, location = labelled.image_names(spark, cfg)
-    rows = names.where(F.col("split").isin(splits.TRAIN, splits.VAL)).select("path", "label", "split").orderBy("key")
-    out: dict[str, list[tuple[str, str]]] = {splits.TRAIN: [], splits.VAL: []}
-    for r in rows.toLocalIterator():
-        out[r["split"]].append((r["path"], r["label"]))
-    names.unpersist()
-    if not out[splits.VAL]:
-        raise DatasetError(f"no validation images in {location.uri()}: raise val_ratio or add images")
-    return out, location
-
-
-def run_distributed(spark: SparkSession, spec: FinetuneSpec, num_processes: int, use_gpu: bool) -> dict[str, Any]:
-    """``train_process`` on ``num_processes`` processes through TorchDistributor; rank 0's result."""
-    from pyspark.ml.torch.distributor import TorchDistributor
-
-    local = spark.sparkContext.master.startswith("local")
-    distributor = TorchDistributor(num_processes=num_processes, local_mode=local, use_gpu=use_gpu)
-    try:
-        # TorchDistributor echoes the processes' output on stdout, which carries only the summary.
-        with contextlib.redirect_stdout(sys.stderr):
-            out = distributor.run(train_process, spec)
-    except Exception as exc:
-        raise TrainingFailedError(f"a training process failed ({_what_failed(exc)}); no model was saved") from exc
-    if not out:
-        raise TrainingFailedError("training returned nothing: no epoch finished")
-    return out
-
-
-def _what_failed(exc: BaseException) -> str:
-    """The line of a TorchDistributor failure that says what happened: its own message only
-    points at the log, whose tail rides in the chained exceptions."""
-    texts = []
-    while exc is not None and len(texts) < 5:
-        texts.append(str(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    lines = [ln.strip() for t in texts for ln in t.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if re.search(r"\w+(Error|Exception): ", ln) and "ChildFailedError" not in ln]
-    if errors:
-        return errors[-1][:300]
-    codes = [ln for ln in lines if ln.startswith("exitcode")]
-    return (codes[0] if codes else lines[-1] if lines else "no output")[:300]
-
-
-def finetune(spark: SparkSession, cfg: config.FinetuneConfig, storage: Storage) -> dict[str, Any]:
-    started = time.time()
-    require_torch("fine-tuning")
-    cores = spark.sparkContext.defaultParallelism
-    if not cfg.use_gpu and cfg.num_processes > cores:
-        raise config.ConfigError(f"num_processes {cfg.num_processes} is more than the {cores} cores Spark has")
-    if cfg.use_gpu:  # TorchDistributor finds GPUs through Spark's resource scheduling
-        local = spark.sparkContext.master.startswith("local")
-        key = "spark.driver.resource.gpu.amount" if local else "spark.task.resource.gpu.amount"
-        if not spark.conf.get(key, None):
-            raise config.ConfigError(f"--use_gpu needs {key} (and a GPU discovery script) in Spark's conf")
-    backbone = cfg.network().backbones[0]
-    by_split, location = names_by_split(spark, cfg)
-    classes = sorted({lab for names in by_split.values() for _, lab in names})
-    index = {c: i for i, c in enumerate(classes)}
-    spec = FinetuneSpec(
-        backbone=backbone,
-        classes=classes,
-        train=[(p, index[lab]) for p, lab in by_split[splits.TRAIN]],
-        val=[(p, index[lab]) for p, lab in by_split[splits.VAL]],
-        reader=location.reader(),
-        image_size=cfg.network().preprocessing.crop,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        trainable_blocks=cfg.trainable_blocks,
-        batch_size=cfg.finetune_batch_size,
-        seed=cfg.seed,
-        use_gpu=cfg.use_gpu,
-        weights=cfg.weights,
-    )
-    say(JOB, f"fine-tuning {backbone} on {len(spec.train)} images ({len(spec.val)} validation), {len(classes)} classes")
-    timings: dict[str, float] = {}
-    with timed(JOB, f"fine-tune on {cfg.num_processes} processes", timings):
-        out = run_distributed(spark, spec, cfg.num_processes, cfg.use_gpu)
-
-    state = out.pop("state")
-    stem = f"{backbone}-finetuned-{sha256_bytes(state)[:12]}"
-    storage.write_bytes(state, PRETRAINED, f"{stem}.pt")  # the weights, kept beside the networks made of them
-    weights = os.path.join(temp_dir("finetuned-"), f"{stem}.pt")
-    with open(weights, "wb") as f:
-        f.write(state)
-    base = get_entry(backbone).weights if cfg.weights is None else f"file:{os.path.basename(cfg.weights)}"
-    info = {
-        "base_weights": base,
-        "weights_uri": storage.uri(PRETRAINED, f"{stem}.pt"),
-        "weights_sha256": sha256_bytes(state),
-        "dataset": cfg.dataset,
-        "data": location.uri(),
-        "split": {"train_ratio": cfg.train_ratio, "val_ratio": cfg.val_ratio, "seed": cfg.seed},
-        "classes": classes,
-        "settings": {
-            k: getattr(cfg, k)
-            for k in ("epochs", "lr", "trainable_blocks", "num_processes", "use_gpu", "finetune_batch_size")
-        }
-        | {"image_size": spec.image_size},
-        **out,
-        "wall_seconds": timings[f"fine-tune on {cfg.num_processes} processes"],
-    }
-    ensure_onnx(storage, cfg.network(), weights, card_extra={"finetune": info})
-    cfg.weights = weights
-    summary = train.train(spark, cfg, storage, extra={"finetune": info}, started=started)
-    summary["finetune"] = {k: info[k] for k in ("best_epoch", "best_val_accuracy", "wall_seconds")} | {
-        "epochs_run": len(info["curve"])
-    }
-    return summary
+    return config.parse(config.FinetuneConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(JOB, parse_args, finetune, argv)
+    return command.main(JOB, parse_args, finetune, argv)
 
 
 if __name__ == "__main__":

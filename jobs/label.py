@@ -16,16 +16,16 @@ import argparse
 import sys
 from typing import Any
 
-from jobs import cli
-from jobs.config import absolute
+from jobs.config import absolute, add_summary_flag
 from jobs.datasets import landcover
-from jobs.spark import get_spark
+from jobs.runtime.spark import get_spark
+from jobs.workflows import command
 from jobs.workflows.label import JOB, LabelOptions, label_scenes
 
 
 def parse_args(argv: list[str] | None) -> LabelOptions:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_summary_flag(p)
+    add_summary_flag(p)
     p.add_argument("--scenes", required=True, help="a scene file, folder, glob or .txt list (as score takes)")
     p.add_argument("--labels", required=True, help="the land-cover raster (GeoTIFF/COG, one band of codes, any CRS)")
     p.add_argument(
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         crosswalk = landcover.load(opts.classes)
         return label_scenes(get_spark(JOB), opts, crosswalk)
 
-    return cli.run(JOB, go, argv)
+    return command.run(JOB, go, argv)
 
 
 if __name__ == "__main__":

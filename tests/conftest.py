@@ -57,7 +57,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
 
     session = get_spark("tests", synapseml=True)  # both featurizer engines are tested
     yield session
@@ -74,7 +74,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def lite0_onnx(storage) -> str:
     """EfficientNet-Lite0 with its real ImageNet weights, exported once for the session."""
-    from jobs.pretrained import ensure_onnx
+    from jobs.workflows.networks import ensure_onnx
 
     return ensure_onnx(storage, "efficientnet_lite0")
 

@@ -80,7 +80,7 @@ def main() -> None:
     from featurizers.image_featurizer import ImageFeaturizer
     from featurizers.rejects import MaskRejects
     from featurizers.zoo import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-    from jobs.spark import get_spark
+    from jobs.runtime.spark import get_spark
     from jobs.storage import TRAINED, open_storage
 
     shutil.rmtree(OUT, ignore_errors=True)

@@ -11,9 +11,11 @@ from azurite import ACCOUNT, KEY, connection_string, running
 from conftest import LITE0
 from make_fixtures import AERIAL_COUNTS, AERIAL_LABELS, BAD_EXPECTED
 
-from jobs import blob, cli, config, convert, score, train
+from jobs import config, score, train
 from jobs.datasets import mnist
-from jobs.storage import PRETRAINED, RUNS, TRAINED, LocalStorage, StorageError, open_storage
+from jobs.runtime import errors as exits
+from jobs.storage import PRETRAINED, RUNS, TRAINED, LocalStorage, StorageError, blob, open_storage
+from jobs.workflows import convert as convert_workflow
 
 HOST = f"{ACCOUNT}.blob.core.windows.net"
 
@@ -46,9 +48,9 @@ def uploaded(env, fixtures, tmp_path_factory):
     shutil.copy(fixtures / "bad" / "truncated.png", aerial / "train" / "Barren" / "truncated.png")
     shutil.copy(fixtures / "bad" / "empty.png", aerial / "test" / "Forest" / "empty.png")
     counts = {
-        "aerial": convert.upload(str(aerial), f"wasbs://train@{HOST}/aerial", 8),
-        "tiles": convert.upload(str(fixtures / "bad"), f"https://{HOST}/tiles/batch1", 8),
-        "idx": convert.upload(str(fixtures / "idx_gz"), "az://mnist/", 4),
+        "aerial": convert_workflow.upload(str(aerial), f"wasbs://train@{HOST}/aerial", 8),
+        "tiles": convert_workflow.upload(str(fixtures / "bad"), f"https://{HOST}/tiles/batch1", 8),
+        "idx": convert_workflow.upload(str(fixtures / "idx_gz"), "az://mnist/", 4),
     }
     return counts
 
@@ -184,7 +186,7 @@ def test_score_from_blob_keeps_every_tile(blob_runs, spark):
 
 def test_missing_container_and_wrong_key_fail_in_one_line(env, azurite, uploaded, capsys, monkeypatch):
     args = ["--dataset", "aerial", "--data", f"wasbs://train@{HOST}/aerial", "--output_model_name", "x"]
-    assert train.main([*args, "--storage", "az://nosuchcontainer/x"]) == cli.EXIT_BAD_INPUT
+    assert train.main([*args, "--storage", "az://nosuchcontainer/x"]) == exits.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()  # the resolved configuration, then the error
     assert err[-1] == f"train: error: container nosuchcontainer not found in account {ACCOUNT}"
     wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
@@ -197,7 +199,7 @@ def test_missing_container_and_wrong_key_fail_in_one_line(env, azurite, uploaded
         out = capsys.readouterr()
     finally:
         blob._CLIENTS.clear()
-    assert code == cli.EXIT_BAD_INPUT
+    assert code == exits.EXIT_BAD_INPUT
     last = out.err.strip().splitlines()[-1]
     assert (
         last
@@ -218,7 +220,7 @@ def test_scoring_rides_out_a_storage_outage(env, azurite, blob_runs, tmp_path, s
     tiles.mkdir()
     for i in range(400):
         shutil.copy(sources[i % len(sources)], tiles / f"t{i:05d}.png")
-    convert.upload(str(tiles), "az://tiles/outage", 16)
+    convert_workflow.upload(str(tiles), "az://tiles/outage", 16)
     cmd, env_vars = submit_command(
         "score.py", "--output_model_name", "aerial_lr", "--tiles", "az://tiles/outage", "--storage", "az://models/root"
     )
@@ -254,7 +256,7 @@ def test_names_with_url_characters_round_trip_from_listing_to_predictions(env, b
     local.mkdir()
     for name in HOSTILE_TILES:
         shutil.copy(src, local / name)
-    assert convert.upload(str(local), "az://tiles/hostile", 4)["files"] == len(HOSTILE_TILES)
+    assert convert_workflow.upload(str(local), "az://tiles/hostile", 4)["files"] == len(HOSTILE_TILES)
     assert sorted(open_storage("az://tiles/hostile").list_files()) == sorted(HOSTILE_TILES)
     root = blob_runs[0]
     for tiles in ("az://tiles/hostile", f"https://{HOST}/tiles/hostile", str(local)):
@@ -280,14 +282,14 @@ def test_a_sas_url_is_used_and_never_shown_or_recorded(env, blob_runs, capsys, m
     signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
     url = f"https://{HOST}/tiles/batch1?{sas}"
     args = ["--output_model_name", "aerial_lr", "--tiles", url, "--storage", "az://models/root"]
-    assert score.main(args) == cli.EXIT_OK
+    assert score.main(args) == exits.EXIT_OK
     out = capsys.readouterr()
     assert signature not in out.out + out.err and json.loads(out.out)["n_tiles"] == len(BAD_EXPECTED)
     root = open_storage("az://models/root")
     root.write_json({"data": url}, "records", "r.json")  # what every run record goes through
     assert signature not in root.read_bytes("records", "r.json").decode()
     bad = url.replace(signature, "d3Jvbmc%3D")  # a wrong signature: one line, still not shown
-    assert score.main([*args[:3], bad, *args[4:]]) == cli.EXIT_BAD_INPUT
+    assert score.main([*args[:3], bad, *args[4:]]) == exits.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "access denied" in err and "d3Jvbmc" not in err
 
@@ -295,7 +297,7 @@ def test_a_sas_url_is_used_and_never_shown_or_recorded(env, blob_runs, capsys, m
 def test_blob_lock_is_a_renewed_lease_and_a_lost_one_stops_the_run(env):
     from azure.storage.blob import BlobLeaseClient
 
-    from jobs import lock
+    from jobs.storage import lock
 
     root = open_storage("az://models/locks")
     first = lock.RunLock(root, ("_LOCK",), "first", timeout_s=300)
@@ -344,8 +346,8 @@ def test_hostile_model_names_touch_nothing_in_a_blob_root(env, capsys):
     before = sorted(blob.name for blob in root.client.list_blobs())
     for name in HOSTILE:
         args = ["--output_model_name", name, "--storage", "az://models/fuzz"]
-        assert train.main([*args, "--data", "az://train/aerial"]) == cli.EXIT_BAD_INPUT
-        assert score.main([*args, "--tiles", "az://tiles/batch1"]) == cli.EXIT_BAD_INPUT
+        assert train.main([*args, "--data", "az://train/aerial"]) == exits.EXIT_BAD_INPUT
+        assert score.main([*args, "--tiles", "az://tiles/batch1"]) == exits.EXIT_BAD_INPUT
         assert "is not a name" in capsys.readouterr().err
     assert sorted(blob.name for blob in root.client.list_blobs()) == before
 
@@ -362,8 +364,8 @@ def test_label_reads_scenes_and_the_land_cover_raster_from_blob(env, fixtures, t
     cdl = tmp_path / "cdl"
     cdl.mkdir()
     shutil.copy(CDL, cdl / CDL.name)
-    assert convert.upload(str(cdl), "az://tiles/landcover", 2)["files"] == 1
-    assert convert.upload(str(fixtures / "cdl" / "over"), "az://tiles/scenes", 2)["files"] == 1
+    assert convert_workflow.upload(str(cdl), "az://tiles/landcover", 2)["files"] == 1
+    assert convert_workflow.upload(str(fixtures / "cdl" / "over"), "az://tiles/scenes", 2)["files"] == 1
     common = ["--classes", "cdl6", "--tile_px", "20", "--min_purity", "0.6"]
     runs = {}
     for where, scenes, labels in (

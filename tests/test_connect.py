@@ -12,7 +12,10 @@ import pytest
 from conftest import ROOT, summary_of
 from pyspark.ml.linalg import Vectors
 
-from jobs import classifiers, config, connect_model, portable_head, score
+from jobs import config, score
+from jobs.classifiers import connect as connect_model
+from jobs.classifiers import estimators as classifiers
+from jobs.classifiers import portable as portable_head
 from jobs.storage import TRAINED, LocalStorage
 
 

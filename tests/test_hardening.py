@@ -13,8 +13,11 @@ import pytest
 from PIL import Image
 
 from featurizers.preprocess import decode_rgb_noted
-from jobs import classifiers, cli, config, redact, train
+from jobs import config, train
+from jobs.classifiers import estimators as classifiers
 from jobs.datasets import mnist
+from jobs.runtime import errors as exits
+from jobs.runtime import redact
 from jobs.storage import LocalStorage
 
 
@@ -77,7 +80,7 @@ def test_conf_values_of_the_wrong_type_are_one_line_errors(tmp_path, capsys, bod
     conf = tmp_path / "c.toml"
     conf.write_text(f'pretrained_model_type = "efficientnet_lite0"\n{body}\n')
     args = ["--conf", str(conf), "--storage", str(tmp_path / "s"), "--data", str(tmp_path / "none")]
-    assert train.main(args) == cli.EXIT_BAD_INPUT
+    assert train.main(args) == exits.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and not any("Traceback" in line for line in err)
 
@@ -135,7 +138,7 @@ def test_a_missing_torch_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # what an install without the export extra sees
     with pytest.raises(export.MissingExtraError, match=r"^exporting resnet18 to ONNX needs torch: pip install"):
         export.export("resnet18")
-    assert export.MissingExtraError in cli.BAD_INPUT  # exit 2 with that line
+    assert issubclass(export.MissingExtraError, exits.UserInputError)  # exit 2 with that line
 
 
 def test_the_package_leaves_pyspark_to_the_cluster_and_installs_its_commands():

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from featurizers.pixels import PixelFeaturizer, grey_pixels
 from jobs import config, runs, train
 from jobs.datasets import folders, mnist
+from jobs.records import history as run_history
 from jobs.storage import RUNS, TRAINED, LocalStorage
 
 
@@ -55,7 +56,7 @@ def monkeypatch_module():
 
 def test_index_has_one_record_per_run(history):
     root, _, tuned, gbt, pix = history
-    records = runs.load(root)
+    records = run_history.load(root)
     assert [r["run_id"] for r in records] == [tuned["run_id"], gbt["run_id"], pix["run_id"]]
     first = records[0]
     assert first["classifier"] == "logisticregression" and first["dataset"] == "aerial"

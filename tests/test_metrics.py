@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from jobs.metrics import evaluate, report
+from jobs.predictions.metrics import evaluate, report
 
 
 def _pairs(true, pred):

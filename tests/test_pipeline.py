@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import config, score, train
 from jobs.datasets import folders
-from jobs.predictions import prediction_table
+from jobs.predictions.tables import prediction_table
 from jobs.storage import RUNS, TRAINED, LocalStorage
 
 BAD_IN_TRAIN = ["truncated.png", "text.txt", "rgba.png"]  # into train/Barren

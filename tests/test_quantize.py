@@ -17,8 +17,8 @@ from featurizers.preprocess import prepare
 from featurizers.quantize import QuantizationError, cpu_has_vnni, quantize
 from featurizers.zoo import Network
 from jobs import config, score, train
-from jobs.pretrained import ensure_int8
 from jobs.storage import LocalStorage
+from jobs.workflows.networks import ensure_int8
 
 # Measured: EfficientNet-Lite0 features on UC Merced, 64 calibration images. AVX2 without VNNI
 # (7-bit weights): mean cosine 0.962; a Xeon with VNNI and AMX (8-bit weights): 0.989.

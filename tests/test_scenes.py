@@ -193,7 +193,7 @@ def entra_id_azurite(spark, tmp_path_factory):
     environment that points the driver and the executors (as their own nodes' identity) at both."""
     from azurite import ACCOUNT, identity_endpoint, running
 
-    from jobs import blob
+    from jobs.storage import blob
 
     with running(tmp_path_factory.mktemp("azurite_oauth"), oauth=True) as server, identity_endpoint() as (ids, issued):
         node_env = ids | {"REQUESTS_CA_BUNDLE": str(server.cert)}
@@ -217,8 +217,7 @@ def test_a_scene_in_adls_with_an_entra_id_token_scores_as_the_same_scene_on_disk
     from azure.core.exceptions import HttpResponseError
     from azure.storage.blob import BlobServiceClient
 
-    from jobs import blob
-    from jobs.storage import open_storage
+    from jobs.storage import blob, open_storage
 
     server, issued = entra_id_azurite
     creds = blob.credentials(None)
@@ -254,10 +253,10 @@ def test_scenes_under_other_hadoop_uris_are_read_through_fsspec(fixtures):
     in-memory one (a real HDFS needs libhdfs on the nodes; see the README)."""
     import fsspec
 
-    from jobs.fsspec_reader import FsspecReader
     from jobs.scenes import windows as scenes
     from jobs.scenes.windows import SceneOptions, header, read_window
     from jobs.storage import Reader, StorageError
+    from jobs.storage.fsspec_files import FsspecReader
 
     mem = fsspec.filesystem("memory")
     mem.pipe("/naip/rgb8_utm.tif", (fixtures / "scenes" / "rgb8_utm.tif").read_bytes())

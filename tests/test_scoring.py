@@ -10,7 +10,9 @@ import time
 import pytest
 from make_fixtures import AERIAL_LABELS
 
-from jobs import cli, config, grid, score
+from jobs import config, score
+from jobs.predictions import smoothing as grid
+from jobs.runtime import errors as exits
 from jobs.storage import PREDICTIONS, LocalStorage
 
 
@@ -68,20 +70,20 @@ def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, caps
     here = socket.gethostname()
     # A live holder on this host (this very process) blocks, however old its lock.
     lock.write_text(json.dumps({"run_id": "live", "host": here, "pid": os.getpid(), "since": 0, "heartbeat": 0}))
-    assert score.main(args) == cli.EXIT_LOCKED
+    assert score.main(args) == exits.EXIT_LOCKED
     assert "held by run live" in capsys.readouterr().err
     # A holder on this host whose process is gone: taken over at once, however young its lock.
     gone = subprocess.Popen(["true"])
     gone.wait()
     now = time.time()
     lock.write_text(json.dumps({"run_id": "dead", "host": here, "pid": gone.pid, "since": now, "heartbeat": now}))
-    assert score.main(args) == cli.EXIT_OK
+    assert score.main(args) == exits.EXIT_OK
     assert "took over" in capsys.readouterr().err and not lock.exists()
     # Another host: alive while its heartbeat is fresh, dead once it is older than the timeout.
     lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "since": now, "heartbeat": now}))
-    assert score.main(args) == cli.EXIT_LOCKED
+    assert score.main(args) == exits.EXIT_LOCKED
     lock.write_text(json.dumps({"run_id": "far", "host": "elsewhere", "pid": 1, "since": 0, "heartbeat": now - 600}))
-    assert score.main([*args, "--lock_timeout_s", "300"]) == cli.EXIT_OK
+    assert score.main([*args, "--lock_timeout_s", "300"]) == exits.EXIT_OK
     capsys.readouterr()
 
     # Fencing: a run whose lock is taken over while it scores stops before its _SUCCESS.
@@ -93,7 +95,7 @@ def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, caps
 
     monkeypatch.setattr(LocalStorage, "write_table", stolen)
     before = {p.name for p in (model_storage.root / PREDICTIONS / "m").iterdir()}
-    assert score.main(args) == cli.EXIT_LOCKED
+    assert score.main(args) == exits.EXIT_LOCKED
     assert "taken over by another run; stopped before committing" in capsys.readouterr().err
     new = {p for p in (model_storage.root / PREDICTIONS / "m").iterdir() if p.name not in before}
     assert new and not any((p / "_SUCCESS").exists() for p in new)  # nothing committed
@@ -102,7 +104,7 @@ def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, caps
 
 
 def test_lock_heartbeat_keeps_a_long_run_alive(tmp_path):
-    from jobs import lock as run_lock
+    from jobs.storage import lock as run_lock
 
     store = LocalStorage(tmp_path)
     with run_lock.held(store, ("_LOCK",), "long", timeout_s=0.5) as held:
@@ -147,7 +149,7 @@ def test_every_tile_is_accounted_for_and_progress_is_reported(
 ):
     from PIL import Image
 
-    from jobs import spark as spark_mod
+    from jobs.runtime import spark as spark_mod
 
     tiles = tmp_path / "tiles"
     tiles.mkdir()
@@ -160,7 +162,7 @@ def test_every_tile_is_accounted_for_and_progress_is_reported(
     os.mkfifo(tiles / "pipe.png")
     monkeypatch.setattr(spark_mod, "PROGRESS_S", 0.2)
     args = ["--output_model_name", "m", "--tiles", str(tiles), "--storage", str(model_storage.root)]
-    assert score.main(args) == cli.EXIT_OK
+    assert score.main(args) == exits.EXIT_OK
     out, err = capsys.readouterr()
     summary = json.loads(out)
     assert summary["n_tiles"] == 2 and summary["skipped_by_reason"] == {"hidden": 1, "not_a_file": 1}
@@ -169,7 +171,7 @@ def test_every_tile_is_accounted_for_and_progress_is_reported(
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert score.main([*args[:2], "--tiles", str(empty), *args[4:]]) == cli.EXIT_BAD_INPUT
+    assert score.main([*args[:2], "--tiles", str(empty), *args[4:]]) == exits.EXIT_BAD_INPUT
     assert "no files to score" in capsys.readouterr().err
 
 
@@ -180,9 +182,9 @@ def test_a_damaged_saved_model_is_refused_in_one_line(spark, model_storage, fixt
     args = ["--output_model_name", "m", "--tiles", str(fixtures / "aerial" / "test"), "--storage", str(root.root)]
     onnx = next(model.glob("stages/0_*/model.onnx"))
     onnx.write_bytes(onnx.read_bytes()[:-100])
-    assert score.main(args) == cli.EXIT_BAD_INPUT
+    assert score.main(args) == exits.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert "corrupted (its sha256 differs" in err[-1] and not any("Traceback" in line for line in err)
     shutil.rmtree(next(model.glob("stages/3_*")))
-    assert score.main(args) == cli.EXIT_BAD_INPUT
+    assert score.main(args) == exits.EXIT_BAD_INPUT
     assert "incomplete saved model, stage 3_" in capsys.readouterr().err

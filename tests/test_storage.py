@@ -12,8 +12,9 @@ from PIL import Image
 from pyspark.ml import PipelineModel
 
 from featurizers.rejects import MaskRejects
-from jobs import cli, convert, score, train
+from jobs import convert, score, train
 from jobs.datasets import folders, mnist
+from jobs.runtime import errors as exits
 from jobs.storage import HadoopStorage, LocalStorage, StorageError
 
 
@@ -168,7 +169,7 @@ def test_jobs_fail_in_one_line_with_exit_code_2(fixtures, tmp_path, capsys, spar
             assert exit_info.value.code == 2
             capsys.readouterr()
             continue
-        assert main([*args, "--storage", str(storage)]) == cli.EXIT_BAD_INPUT
+        assert main([*args, "--storage", str(storage)]) == exits.EXIT_BAD_INPUT
         err = capsys.readouterr().err.strip().splitlines()  # progress lines, then the error
         errors = [line for line in err if ": error: " in line]
         assert len(errors) == 1 and message in errors[0] and errors[0] == err[-1], err

@@ -361,8 +361,8 @@ def test_far_resolution_warnings_reach_the_summary_and_the_change(spark, assesse
     """A scene 4x coarser than the finest-to-coarsest range of the training imagery is warned of
     in the scoring summary; the run's warnings travel with its maps into change.json."""
     from jobs import change
-    from jobs.scene_scoring import _scene_stats
     from jobs.storage import MAPS
+    from jobs.workflows.score_scenes import _scene_stats
 
     table = spark.createDataFrame(
         [("a", None, 10, 10, 20, 40.0, "wkt"), ("b", None, 10, 10, 20, 5.0, "wkt")],

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.runtime.errors import UserInputError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserInputError, ValueError):
     """Input data that cannot be read as the data set it claims to be; says what and where."""
 
 

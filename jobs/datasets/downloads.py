@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import urllib.request
@@ -11,18 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobs.datasets import DatasetError
+from jobs.runtime.digests import digest
 
 
 class ChecksumError(DatasetError):
     """A downloaded file whose checksum is not the published one."""
-
-
-def digest(path: str | Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(url: str, dest: Path, algorithm: str, expected: str) -> Path:

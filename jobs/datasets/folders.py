@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
-from jobs.spark import is_connect, parallelism
+from jobs.runtime.spark import is_connect, parallelism
 from jobs.storage import HadoopStorage, Reader, Storage, StorageError, temp_dir
 
 FILES_PER_PARTITION = 256

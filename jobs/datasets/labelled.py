@@ -16,86 +16,105 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.datasets import DatasetError, aid, folders, mnist, sample, splits, ucmerced
-from jobs.spark import parallelism
+from jobs.runtime.spark import parallelism
 from jobs.storage import Storage, open_storage
 
 
-def load(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Storage]:
+@dataclass(frozen=True)
+class Selection:
+    """Which labelled images a run reads and how they are split: all this stage needs of a run's
+    configuration."""
+
+    dataset: str
+    data: str
+    train_ratio: float
+    val_ratio: float
+    seed: int
+    train_fraction: float = 1.0
+    test_fraction: float = 1.0
+    class_names: tuple[str, ...] | None = None
+
+    def fraction(self, split: str) -> float:
+        return self.train_fraction if split == splits.TRAIN else self.test_fraction
+
+
+def load(spark: SparkSession, sel: Selection) -> tuple[DataFrame, dict[str, Any], Storage]:
     """``(image rows with split and key, a record of how the split was made, the data root)``.
 
     Splits are made on names alone (windows over labels shuffle names, never image bytes); the
     names are then spread evenly, ~256 a task, and only then are the images read.
     """
-    if cfg.dataset == "mnist":
-        location = open_storage(cfg.data, spark)
+    if sel.dataset == "mnist":
+        location = open_storage(sel.data, spark)
         parts = [
-            mnist.load_split(spark, location, s, cfg.fraction(s), cfg.seed, cfg.class_names).withColumn(
+            mnist.load_split(spark, location, s, sel.fraction(s), sel.seed, sel.class_names).withColumn(
                 "split", F.lit(s)
             )
             for s in (splits.TRAIN, splits.TEST)
         ]
         rows = parts[0].unionByName(parts[1]).withColumn("key", F.col("path"))
         n_parts = rows.rdd.getNumPartitions()
-        rows = splits.carve_val(rows, F.col("key"), cfg.val_ratio, cfg.seed).repartition(n_parts)
-        return rows, {"method": "the data set's own train and test files"} | _common(cfg), location
-    names, info, location = image_names(spark, cfg)
+        rows = splits.carve_val(rows, F.col("key"), sel.val_ratio, sel.seed).repartition(n_parts)
+        return rows, {"method": "the data set's own train and test files"} | _common(sel), location
+    names, info, location = image_names(spark, sel)
     n = info["listed"]
     spread = names.repartition(max(parallelism(spark), -(-n // folders.FILES_PER_PARTITION)))
     return folders.attach_images(spark, location, spread), info, location
 
 
-def image_names(spark: SparkSession, cfg: Any) -> tuple[DataFrame, dict[str, Any], Storage]:
+def image_names(spark: SparkSession, sel: Selection) -> tuple[DataFrame, dict[str, Any], Storage]:
     """Folder layouts only: ``(path, label, split, key)`` rows (no bytes read), how the split was
     made, and the data root."""
-    if cfg.dataset == "mnist":
+    if sel.dataset == "mnist":
         raise DatasetError("MNIST idx files hold no image files to name: this needs an image-folder data set")
-    locate = {"ucmerced": ucmerced.locate, "aid": aid.locate}.get(cfg.dataset)
-    root = locate(cfg.data) if locate else cfg.data
+    locate = {"ucmerced": ucmerced.locate, "aid": aid.locate}.get(sel.dataset)
+    root = locate(sel.data) if locate else sel.data
     location = open_storage(root, spark)
     skipped: Counter[str] = Counter()
     if folders.is_pre_split(location):
-        names = _pre_split_names(spark, location, cfg, skipped)
+        names = _pre_split_names(spark, location, sel, skipped)
         info = {"method": "the data set's train/ and test/ folders"}
     else:
-        names = _class_folder_names(spark, location, cfg, skipped)
-        info = {"method": "seeded stratified split of <label>/ folders", "train_ratio": cfg.train_ratio}
+        names = _class_folder_names(spark, location, sel, skipped)
+        info = {"method": "seeded stratified split of <label>/ folders", "train_ratio": sel.train_ratio}
     info["skipped_by_reason"] = dict(sorted(skipped.items()))  # listed but not data (see folders)
-    names = splits.carve_val(names, F.col("key"), cfg.val_ratio, cfg.seed).persist()
+    names = splits.carve_val(names, F.col("key"), sel.val_ratio, sel.seed).persist()
     info["listed"] = names.count()  # images of every split, after sampling
-    return names, info | _common(cfg), location
+    return names, info | _common(sel), location
 
 
-def _common(cfg: Any) -> dict[str, Any]:
-    return {"val_ratio": cfg.val_ratio, "seed": cfg.seed}
+def _common(sel: Selection) -> dict[str, Any]:
+    return {"val_ratio": sel.val_ratio, "seed": sel.seed}
 
 
 SAMPLE_SALT = 7919  # sampling must not reuse the split's hash: the test split is its top ranks
 
 
-def _sampled(names: DataFrame, cfg: Any) -> DataFrame:
-    seed = cfg.seed + SAMPLE_SALT
+def _sampled(names: DataFrame, sel: Selection) -> DataFrame:
+    seed = sel.seed + SAMPLE_SALT
     parts = [
-        sample(names.where(F.col("split") == s), cfg.fraction(s), seed, key="key") for s in (splits.TRAIN, splits.TEST)
+        sample(names.where(F.col("split") == s), sel.fraction(s), seed, key="key") for s in (splits.TRAIN, splits.TEST)
     ]
     return parts[0].unionByName(parts[1])
 
 
-def _pre_split_names(spark: SparkSession, location: Storage, cfg: Any, skipped: Counter[str]) -> DataFrame:
+def _pre_split_names(spark: SparkSession, location: Storage, sel: Selection, skipped: Counter[str]) -> DataFrame:
     frames = []
     for s in (splits.TRAIN, splits.TEST):
         listed = folders.uris(location, folders.labelled_files(location, s, skipped))
         frames.append(folders.names_frame(spark, listed).withColumn("split", F.lit(s)))
     names = frames[0].unionByName(frames[1]).withColumn("key", folders.relative_key(location))
-    return _sampled(names, cfg)
+    return _sampled(names, sel)
 
 
-def _class_folder_names(spark: SparkSession, location: Storage, cfg: Any, skipped: Counter[str]) -> DataFrame:
+def _class_folder_names(spark: SparkSession, location: Storage, sel: Selection, skipped: Counter[str]) -> DataFrame:
     names = folders.names_frame(spark, folders.uris(location, folders.class_files(location, skipped))).withColumn(
         "key", folders.relative_key(location)
     )
@@ -104,7 +123,7 @@ def _class_folder_names(spark: SparkSession, location: Storage, cfg: Any, skippe
     if empty:
         raise DatasetError(f"class folder {location.uri(empty[0])} holds no image ({len(empty)} empty in all)")
     splits.check_class_sizes(counts, location.uri())
-    return _sampled(splits.assign(names, F.col("key"), cfg.train_ratio, 0.0, cfg.seed), cfg)
+    return _sampled(splits.assign(names, F.col("key"), sel.train_ratio, 0.0, sel.seed), sel)
 
 
 def folder_of(location: Storage, info: dict[str, Any], label: str) -> str:

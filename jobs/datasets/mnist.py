@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
 from jobs.datasets import DatasetError, sample
-from jobs.spark import parallelism
+from jobs.runtime.spark import parallelism
 from jobs.storage import LocalStorage, Storage, StorageError
 
 IMAGES_MAGIC = 2051

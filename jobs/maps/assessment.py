@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from jobs.runtime.errors import UserInputError
+
 Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
 
 
-class AssessmentError(ValueError):
+class AssessmentError(UserInputError, ValueError):
     """A reference and a map that cannot be compared (e.g. no class in common)."""
 
 

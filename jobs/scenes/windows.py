@@ -61,7 +61,7 @@ from pyspark.sql.types import (
 
 from jobs.datasets import DatasetError
 from jobs.datasets.folders import names_frame
-from jobs.spark import parallelism
+from jobs.runtime.spark import parallelism
 from jobs.storage import Reader, Storage, StorageError, open_storage
 
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".tfw", ".prj", ".xml", ".qml", ".txt", ".md")

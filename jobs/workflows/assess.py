@@ -26,9 +26,9 @@ from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
 from jobs.maps import assessment, figures, reference
 from jobs.maps.palette import is_water
+from jobs.runtime.spark import say
 from jobs.scenes import grids
 from jobs.scenes import labels as labels_io
-from jobs.spark import say
 from jobs.storage import ASSESSMENTS, MAPS, PREDICTIONS, SUCCESS, Storage, StorageError, open_storage
 
 JOB = "assess"

@@ -32,8 +32,8 @@ from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, 
 
 from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
+from jobs.runtime.spark import say, timed
 from jobs.scenes import grids, labels, windows
-from jobs.spark import say, timed
 from jobs.storage import Reader, open_storage
 
 JOB = "label"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.redact import redact
+from jobs.runtime.redact import redact
 
 # Image rows are large: Arrow batches of 10,000 rows (Spark's default) would hold ~1 GB of
 # tiles in a Python worker. A few hundred rows keep memory flat and batches full.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 
+from jobs.runtime.errors import UserInputError
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class NameError_(ValueError):
+class NameError_(UserInputError, ValueError):
     """A model or run name that is not a plain name."""
 
 

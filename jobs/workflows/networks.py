@@ -11,10 +11,11 @@ import os
 import tempfile
 from typing import Any
 
-from featurizers.export import as_network, export, onnx_file_name, sha256_bytes, sha256_file
+from featurizers.export import as_network, export, onnx_file_name
 from featurizers.preprocess import RejectedImage, prepare
 from featurizers.quantize import FORMAT, cpu_has_vnni, quantize
 from featurizers.zoo import Network
+from jobs.runtime.digests import sha256_bytes, sha256_file
 from jobs.storage import PRETRAINED, LocalStorage, Storage, temp_dir
 
 

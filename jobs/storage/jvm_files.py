@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from pyspark.sql import SparkSession
 
 
-def _fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+def fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(uri)
@@ -34,7 +34,7 @@ def version(spark: SparkSession, uri: str) -> tuple[int, int]:
     if local is not None:
         st = Path(local).stat()
         return st.st_size, st.st_mtime_ns
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = fs_and_path(spark, uri)
     status = fs.getFileStatus(path)
     return int(status.getLen()), int(status.getModificationTime())
 
@@ -44,7 +44,7 @@ def read_bytes(spark: SparkSession, uri: str) -> bytes:
     local = local_path(uri)
     if local is not None:
         return Path(local).read_bytes()
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = fs_and_path(spark, uri)
     stream = fs.open(path)
     try:
         jvm = spark.sparkContext._jvm
@@ -59,7 +59,7 @@ def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         Path(local).write_bytes(data)
         return
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = fs_and_path(spark, uri)
     stream = fs.create(path, True)
     try:
         stream.write(bytearray(data))

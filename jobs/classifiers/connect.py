@@ -8,7 +8,7 @@ under Connect, with the same output columns (``features``, ``raw_prediction``, `
 * this project's stages (featurizers, :class:`featurizers.rejects.MaskRejects`) are Python
   Transformers: made from their saved params. The ONNX network stays where the model saved it;
   executors read it by URI, once per Python worker (see ``ImageFeaturizer``);
-* the classifier is applied with numpy in a pandas UDF (:mod:`jobs.portable_head`);
+* the classifier is applied with numpy in a pandas UDF (:mod:`jobs.classifiers.portable`);
 * ``IndexToString`` becomes a lookup in its saved labels; ``StringIndexerModel`` (training
   labels) is not needed to score.
 """
@@ -28,9 +28,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
-from featurizers.export import sha256_bytes
 from featurizers.image_featurizer import MODEL_FILE, ImageFeaturizer, ModelFileError
-from jobs import portable_head
+from jobs.classifiers import portable
+from jobs.runtime.digests import sha256_bytes
 from jobs.storage import Storage, StorageError, check_stage_classes, stage_metadata
 
 _SPARK = "org.apache.spark.ml."
@@ -47,7 +47,7 @@ class ConnectModel:
     """The stages of a saved model that run under Spark Connect; ``transform`` as PipelineModel's."""
 
     def __init__(
-        self, stages: list[Transformer | portable_head.Head | list[str]], columns: dict[str, str], labels: list[str]
+        self, stages: list[Transformer | portable.Head | list[str]], columns: dict[str, str], labels: list[str]
     ) -> None:
         self.stages = stages  # Transformer, a classifier Head, or the label list of IndexToString
         self.columns = columns  # the classifier's features, prediction, probability, raw columns
@@ -57,14 +57,14 @@ class ConnectModel:
         for stage in self.stages:
             if isinstance(stage, Transformer):
                 df = stage.transform(df)
-            elif isinstance(stage, portable_head.Head):
+            elif isinstance(stage, portable.Head):
                 df = self._classify(df, stage)
             else:
                 label = F.element_at(F.array(*[F.lit(x) for x in stage]), F.col("prediction").cast("int") + 1)
                 df = df.withColumn("predicted_label", label)
         return df
 
-    def _classify(self, df: DataFrame, head: portable_head.Head) -> DataFrame:
+    def _classify(self, df: DataFrame, head: portable.Head) -> DataFrame:
         @F.pandas_udf(_HEAD_SCHEMA)  # type: ignore[call-overload]
         def classify(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             for features in batches:
@@ -90,7 +90,7 @@ def load(storage: Storage, *parts: str) -> ConnectModel:
     """The model saved under ``parts``, checked as :meth:`Storage.load_model` checks it."""
     check_stage_classes(storage, *parts)
     uids = stage_metadata(storage, *parts)["paramMap"]["stageUids"]
-    stages: list[Transformer | portable_head.Head | list[str]] = []
+    stages: list[Transformer | portable.Head | list[str]] = []
     columns: dict[str, str] = {}
     labels: list[str] = []
     for i, uid in enumerate(uids):
@@ -98,8 +98,8 @@ def load(storage: Storage, *parts: str) -> ConnectModel:
         meta = stage_metadata(storage, *folder)
         cls = str(meta["class"])
         params = {**meta.get("defaultParamMap", {}), **meta["paramMap"]}
-        if cls in portable_head.CLASSES:
-            stages.append(portable_head.load(storage, *folder))
+        if cls in portable.CLASSES:
+            stages.append(portable.load(storage, *folder))
             columns = {
                 "features": params.get("featuresCol", "features"),
                 "prediction": params.get("predictionCol", "prediction"),
@@ -112,7 +112,7 @@ def load(storage: Storage, *parts: str) -> ConnectModel:
         elif cls == _SPARK + "feature.StringIndexerModel":
             continue
         elif cls.startswith(_SPARK):
-            raise portable_head.UnsupportedStageError(f"{storage.uri(*folder)}: {cls} cannot be applied without a JVM")
+            raise portable.UnsupportedStageError(f"{storage.uri(*folder)}: {cls} cannot be applied without a JVM")
         else:
             stages.append(_python_stage(storage, folder, cls, meta))
     return ConnectModel(stages, columns, labels)

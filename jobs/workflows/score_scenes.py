@@ -21,14 +21,14 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import ImageFeaturizer
 from featurizers.zoo import Preprocessing
-from jobs import grid
 from jobs.config import ScoreConfig
 from jobs.datasets import DatasetError
 from jobs.maps import writer as map_files
 from jobs.maps.palette import palette
-from jobs.predictions import prediction_table, top_k
+from jobs.predictions import smoothing
+from jobs.predictions.tables import prediction_table, top_k
+from jobs.runtime.spark import say, timed
 from jobs.scenes import windows as scenes
-from jobs.spark import say, timed
 from jobs.storage import MAPS, PREDICTIONS, SUCCESS, Storage
 
 JOB = "score"
@@ -126,7 +126,7 @@ def score_scenes(
         scored = out.persist(StorageLevel.MEMORY_AND_DISK)
         n_windows = int(scored.count())  # numpy under Spark Connect
     if cfg.smooth:
-        scored = grid.smooth(scored)
+        scored = smoothing.smooth(scored)
 
     with timed(JOB, "write maps", timings):
         about = {"model": name, "model_version": card["run_id"], "run_id": run_id, "warnings": stats["warnings"]}

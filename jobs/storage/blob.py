@@ -24,7 +24,7 @@ account, an Entra ID token from azure-identity's ``DefaultAzureCredential`` (man
 workload identity, a service principal in ``AZURE_CLIENT_*``, ``az login``), obtained by each
 executor on its own node. Which kind was used is said at start (:attr:`BlobCredentials.kind`);
 secrets never are: they are left out of reprs and error messages, and never written into run
-records (:mod:`jobs.redact` strips SAS signatures wherever a URI is shown or recorded).
+records (:mod:`jobs.runtime.redact` strips SAS signatures wherever a URI is shown or recorded).
 
 Clients retry transient failures (timeouts, connection errors, 5xx, throttling) with
 exponential backoff for about half a minute before a job gives up.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import configparser
 import io
-import json
 import logging
 import os
 import re
@@ -47,21 +46,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
-from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.redact import redact, redact_obj
-from jobs.storage import (
-    CARD,
-    HIDDEN,
-    SUCCESS,
-    Reader,
-    Storage,
-    StorageError,
-    cached_copy,
-    check_stage_classes,
-    temp_dir,
-)
+from jobs.runtime.redact import redact
+from jobs.storage.base import HIDDEN, SUCCESS, Reader, Storage, StorageError
+from jobs.storage.models import ModelCommit
+from jobs.storage.scratch import cached_copy, temp_dir
 
 _HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
 _DFS_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.dfs\.core\.windows\.net$")
@@ -94,7 +84,7 @@ def parse(uri: str) -> BlobPath:
     In ``wasbs://`` and ``az://`` forms the blob name is taken verbatim, so names holding ``#``,
     ``?``, ``%``, spaces or any unicode round-trip (these are the forms this project writes).
     The ``https://`` form is a URL: its path is percent-decoded, and its query, if any, is a
-    SAS token that grants access (never printed: see :mod:`jobs.redact`).
+    SAS token that grants access (never printed: see :mod:`jobs.runtime.redact`).
     """
     scheme, sep, rest = uri.partition("://")
     if not sep:
@@ -629,49 +619,55 @@ class BlobStorage(Storage):
         frames = [pq.read_table(io.BytesIO(self.read_bytes(*parts, p))).to_pandas() for p in manifest["parts"]]
         return pd.concat(frames, ignore_index=True)
 
-    def save_model(
-        self, model: PipelineModel, *parts: str, card: dict[str, Any], record: Callable[[], None] | None = None
-    ) -> str:
-        """Uploads model and card into a new version folder, then points ``_MODEL`` at it (one
-        Put Blob): a reader loads the old model or the new one, never a mix. If ``record`` fails
-        the pointer is put back. Old and abandoned versions stay until deleted, never in the way."""
+    def model_commit(self, *parts: str) -> ModelCommit:
+        return _BlobCommit(self, parts)
+
+    def model_folder(self, *parts: str) -> tuple[str, ...]:
+        return (*parts, self._version(*parts)["version"])
+
+    def loadable(self, *folder: str) -> str:
+        """A local copy of the version folder's files, as ``_MODEL`` lists them."""
+        files = self._version(*folder[:-1])["files"]
         local = os.path.join(temp_dir("model-"), "model")
-        model.write().overwrite().save(local)
-        Path(local, CARD).write_text(json.dumps(redact_obj(card), indent=2, sort_keys=True))
-        files = sorted(p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file())
-        version = f"v-{uuid.uuid4().hex[:12]}"
         for f in files:
-            self.write_bytes((Path(local) / f).read_bytes(), *parts, version, *f.split("/"))
-        previous = self.read_bytes(*parts, MODEL_MARKER) if self.exists(*parts, MODEL_MARKER) else None
-        self.write_json({"version": version, "files": files}, *parts, MODEL_MARKER)
-        try:
-            if record is not None:
-                record()
-        except BaseException:
-            if previous is None:
-                self.delete(*parts, MODEL_MARKER)
-            else:
-                self.write_bytes(previous, *parts, MODEL_MARKER)
-            raise
-        return self.uri(*parts)
+            target = Path(local) / f
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_bytes(*folder, *f.split("/")))
+        return local
 
     def _version(self, *parts: str) -> dict[str, Any]:
         if not self.exists(*parts, MODEL_MARKER):
             raise StorageError(f"no saved model at {self.uri(*parts)}")
         return dict(self.read_json(*parts, MODEL_MARKER))
 
-    def load_card(self, *parts: str) -> dict[str, Any]:
-        return dict(self.read_json(*parts, self._version(*parts)["version"], CARD))
 
-    def load_model(self, *parts: str) -> PipelineModel:
-        marker = self._version(*parts)
-        check_stage_classes(self, *parts, marker["version"])
-        local = os.path.join(temp_dir("model-"), "model")
-        for f in marker["files"]:
-            target = Path(local) / f
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.read_bytes(*parts, marker["version"], *f.split("/")))
-        return PipelineModel.load(local)
+class _BlobCommit(ModelCommit):
+    """Model and card uploaded into a new version folder, then ``_MODEL`` pointed at it (one Put
+    Blob): a reader loads the old model or the new one, never a mix. Old and abandoned versions
+    stay until deleted, never in the way."""
+
+    def __init__(self, storage: BlobStorage, parts: tuple[str, ...]) -> None:
+        self.storage, self.parts = storage, parts
+        self.staging = os.path.join(temp_dir("model-"), "model")
+        self.previous: bytes | None = None
+
+    def put(self, name: str, data: bytes) -> None:
+        Path(self.staging, name).write_bytes(data)
+
+    def publish(self) -> None:
+        local, storage, parts = Path(self.staging), self.storage, self.parts
+        files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+        version = f"v-{uuid.uuid4().hex[:12]}"
+        for f in files:
+            storage.write_bytes((local / f).read_bytes(), *parts, version, *f.split("/"))
+        self.previous = storage.read_bytes(*parts, MODEL_MARKER) if storage.exists(*parts, MODEL_MARKER) else None
+        storage.write_json({"version": version, "files": files}, *parts, MODEL_MARKER)
+
+    def rollback(self) -> None:
+        if self.previous is None:
+            self.storage.delete(*self.parts, MODEL_MARKER)
+        else:
+            self.storage.write_bytes(self.previous, *self.parts, MODEL_MARKER)
 
 
 MODEL_MARKER = "_MODEL"

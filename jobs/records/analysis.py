@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from jobs.datasets import mnist
-from jobs.grid import TILE_NAME
+from jobs.predictions.smoothing import TILE_NAME
 from jobs.storage import PREDICTIONS, RUNS, TRAINED, Storage, StorageError
 
 

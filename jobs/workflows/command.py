@@ -1,75 +1,22 @@
-"""What every spark-submit entry point shares: run ids, exit codes, the one-line summary."""
+"""What every entry point shares: flags -> configuration -> Spark session -> checked storage root
+-> the workflow, under one set of exit codes and a one-line JSON summary."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import secrets
-import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from featurizers.export import MissingExtraError, WeightsUnavailableError
-from featurizers.image_featurizer import EngineError, ModelFileError
-from featurizers.quantize import QuantizationError
-from featurizers.zoo import PoolGridError, UnknownModelError
-from jobs.config import ConfigError, describe
-from jobs.datasets import DatasetError
-from jobs.lock import LockedError
-from jobs.names import NameError_
-from jobs.redact import redact, redact_obj
-from jobs.spark import get_spark, progress_to_stderr
-from jobs.storage import StorageError, open_storage
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # anything unexpected: Spark, the JVM, the machine
-EXIT_BAD_INPUT = 2  # configuration, data or storage that the user must fix
-EXIT_LOCKED = 3  # another run holds the output's lock: try again later
-
-BAD_INPUT = (
-    ConfigError,
-    EngineError,
-    DatasetError,
-    StorageError,
-    UnknownModelError,
-    PoolGridError,
-    WeightsUnavailableError,
-    NameError_,
-    ModelFileError,
-    QuantizationError,  # e.g. no decodable calibration image
-    MissingExtraError,  # torch for an export or a fine-tune: the line names the extra to install
-)
-
-
-class JobFailedError(RuntimeError):
-    """A failure that is not the user's input but says in one line what happened (exit 1, no trace)."""
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
-
-
-def code_version() -> str:
-    """The git commit this code came from, when it runs from a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def add_summary_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--summary_file", help="also write the one-line JSON summary to this local file")
+from jobs.config import add_summary_flag, describe
+from jobs.runtime.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, JobFailedError, UserInputError
+from jobs.runtime.redact import redact, redact_obj
+from jobs.runtime.spark import get_spark, progress_to_stderr
+from jobs.storage import open_storage
+from jobs.storage.lock import LockedError
 
 
 def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = None) -> int:
@@ -81,7 +28,7 @@ def run(job: str, main: Callable[[], dict[str, Any]], argv: list[str] | None = N
     with progress_to_stderr():
         try:
             summary = main()
-        except BAD_INPUT as exc:
+        except UserInputError as exc:
             print(f"{job}: error: {redact(str(exc))}", file=sys.stderr, flush=True)
             return EXIT_BAD_INPUT
         except LockedError as exc:

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from jobs.spark import say
-from jobs.storage import Storage, StorageError
+from jobs.runtime.spark import say
+from jobs.storage.base import Storage, StorageError
 
 LEASE_S = 60  # Azure leases last 15..60 s or forever; renewed every LEASE_S / 4
 

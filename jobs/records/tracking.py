@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jobs.redact import redact_obj
+from jobs.runtime.redact import redact_obj
 
 EXPERIMENT = "spark-image-classification"
 

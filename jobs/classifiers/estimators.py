@@ -19,8 +19,14 @@ from pyspark.ml import Estimator
 from pyspark.ml.classification import GBTClassifier, LogisticRegression, OneVsRest, RandomForestClassifier
 from pyspark.ml.param import Param
 
-from jobs.config import CLASSIFIERS as NAMES
-from jobs.config import ConfigError
+from jobs.runtime.errors import UserInputError
+
+NAMES = ("logisticregression", "randomforest", "gbt")
+
+
+class ClassifierSettingsError(UserInputError, ValueError):
+    """A classifier parameter that does not exist, or a value it cannot take."""
+
 
 FLAGS = ("maxIter", "regParam", "elasticNetParam", "numTrees", "maxDepth", "stepSize")
 # What each flag means, for --help (pyspark.ml's own parameter names; the defaults are DEFAULTS').
@@ -33,7 +39,9 @@ FLAG_HELP = {
     "stepSize": "gbt: learning rate, shrinking each tree's step (0.1)",
 }
 
-__all__ = ["DEFAULTS", "FLAGS", "FLAG_HELP", "GRIDS", "NAMES", "build", "grid"]
+FLAG_TYPES = {flag: float if flag in ("regParam", "elasticNetParam", "stepSize") else int for flag in FLAGS}
+
+__all__ = ["DEFAULTS", "FLAGS", "FLAG_HELP", "FLAG_TYPES", "GRIDS", "NAMES", "ClassifierSettingsError", "build", "grid"]
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # regParam 0 overfits 1280-d CNN features (measured: train 1.00, test 0.948 on MNIST).
@@ -73,11 +81,11 @@ def build(name: str, params: dict[str, Any], seed: int) -> tuple[Estimator, Esti
 def _set(est: Estimator, params: dict[str, Any], name: str) -> None:
     for key, value in params.items():
         if not est.hasParam(key):
-            raise ConfigError(f"{name} has no parameter {key!r}")
+            raise ClassifierSettingsError(f"{name} has no parameter {key!r}")
         try:
             est._set(**{key: value})
         except (TypeError, ValueError):
-            raise ConfigError(f"[{name}] {key} = {value!r}: not a valid value for this parameter") from None
+            raise ClassifierSettingsError(f"[{name}] {key} = {value!r}: not a valid value for this parameter") from None
 
 
 def grid(name: str, inner: Estimator) -> list[dict[Param, Any]]:

@@ -12,7 +12,8 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from jobs.storage import Reader, StorageError, cached_copy
+from jobs.storage.base import Reader, StorageError
+from jobs.storage.scratch import cached_copy
 
 
 class FsspecReader(Reader):

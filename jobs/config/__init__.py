@@ -1,0 +1,32 @@
+"""Configuration: the schema of every job's settings (:mod:`.schema`), the recipes that fill what a
+user leaves unset (:mod:`.recipes`), loading files and flags over them (:mod:`.loading`), and the
+flags made from the schema (:mod:`.flags`)."""
+
+from jobs.config.flags import add_summary_flag, parse
+from jobs.config.loading import build, describe, resolved
+from jobs.config.schema import (
+    CLASSIFIERS,
+    DATASETS,
+    PIXELS,
+    ConfigError,
+    FinetuneConfig,
+    ScoreConfig,
+    TrainConfig,
+    absolute,
+)
+
+__all__ = [
+    "CLASSIFIERS",
+    "DATASETS",
+    "PIXELS",
+    "ConfigError",
+    "FinetuneConfig",
+    "ScoreConfig",
+    "TrainConfig",
+    "absolute",
+    "add_summary_flag",
+    "build",
+    "describe",
+    "parse",
+    "resolved",
+]

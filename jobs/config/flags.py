@@ -1,0 +1,90 @@
+"""Command-line flags made from the schema: each setting's flag, type, choices and help come from
+its declaration in :mod:`jobs.config.schema`, and its default from the job or the recipe."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from jobs.classifiers import estimators
+from jobs.config.loading import build
+from jobs.config.recipes import DEMO_DATA, RECIPES
+
+SUMMARY_FILE = "summary_file"
+
+
+def parse(cls: type, argv: list[str] | None, description: str | None) -> Any:
+    """The job's configuration: conf file, then the flags given in ``argv``."""
+    args = vars(parser(cls, description).parse_args(argv))
+    args.pop(SUMMARY_FILE)
+    return build(cls, args.pop("conf"), args)
+
+
+def parser(cls: type, description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--conf", help="TOML file in conf/; flags given here override it")
+    add_summary_flag(p)
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("flag", False):
+            continue
+        title = f.metadata.get("group")
+        where = groups.setdefault(title, p.add_argument_group(title)) if title else p
+        kind, action = _kind(hints[f.name])
+        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {_default(cls, f)})"}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        if action is not None:
+            kwargs["action"] = action
+        else:
+            kwargs["type"] = kind
+        where.add_argument(f"--{f.name}", **kwargs)
+    if "mmlspark_model_type" in hints:
+        classifier = p.add_argument_group("classifier settings (pyspark.ml names; over the conf's [classifier] table)")
+        for flag in estimators.FLAGS:
+            classifier.add_argument(f"--{flag}", type=estimators.FLAG_TYPES[flag], help=estimators.FLAG_HELP[flag])
+    return p
+
+
+def add_summary_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(f"--{SUMMARY_FILE}", help="also write the one-line JSON summary to this local file")
+
+
+def _kind(hint: Any) -> tuple[Callable[[str], Any] | None, Any]:
+    """The flag's parser for a field's type (an optional's inner type; lists comma-separated),
+    or a boolean ``--key/--no-key`` action."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        hint = args[0]
+    if hint is bool:
+        return None, argparse.BooleanOptionalAction
+    if typing.get_origin(hint) is list:
+        item = typing.get_args(hint)[0]
+        return (lambda text: [item(x) for x in text.split(",")]), None
+    return hint, None
+
+
+def _default(cls: type, f: dataclasses.Field[Any]) -> str:
+    """The job's own default, or what the data set's recipe gives when the flag is left out."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = None
+    by_dataset = {d: r[f.name] for d, r in RECIPES.items() if f.name in r}
+    if default is None and by_dataset:
+        return "the data set's recipe: " + ", ".join(f"{d} {json.dumps(v)}" for d, v in by_dataset.items())
+    if default is None and f.name == "data":
+        return "the demo copy: " + ", ".join(f"{d} {v}" for d, v in DEMO_DATA.items())
+    if default is None:
+        return "unset"
+    if isinstance(default, list):
+        return ",".join(map(str, default))
+    return json.dumps(default)
