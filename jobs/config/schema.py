@@ -223,6 +223,8 @@ class FinetuneConfig(TrainConfig):
         if self.pretrained_model_type is None:
             self.pretrained_model_type = FINETUNE["pretrained_model_type"]
         super().validate()
+        if self.dataset == "mnist":
+            raise ConfigError("fine-tuning takes aerial images (dataset aerial, aid or ucmerced), not mnist")
         if self.pretrained_model_type == PIXELS or len(self.network().backbones) != 1:
             raise ConfigError(f"fine-tuning takes one zoo backbone, not {self.pretrained_model_type!r}")
         if self.weights == "random":
