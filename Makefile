@@ -18,7 +18,7 @@ NAIP_2020 := $(DEMO)/naip/m_4709963_se_14_1_20200831.tif
 RUN_ID = $$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' $(1))
 OUT := $(DEMO)/out
 
-.PHONY: demo demo-ucmerced demo-mnist figures test lint bench data dist clean
+.PHONY: demo demo-ucmerced demo-mnist figures test unit lint bench data dist clean
 
 # The aerial story: train on AID's prairie classes (2-32 m), map two NAIP dates (5 m), check
 # both maps against the scenes' own NDWI water, and measure the change between them.
@@ -51,7 +51,14 @@ test: $(VENV)/.installed data $(CACHE)/node/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
 	$(VENV)/bin/ruff format --check jobs featurizers tests bench setup.py
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=10 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 tests
+
+# The edit-test loop (about a minute): lint, the import contract, the layout and saved-model checks,
+# metrics and preprocessing.
+unit: $(VENV)/.installed
+	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q tests/test_layout.py tests/test_metrics.py tests/test_preprocess.py
 
 # Speed, not correctness: separate from the tests; prints ratios and writes bench/out/*.json.
 # bench/featurize.py gives each engine its own Spark application and driver memory (SynapseML 12g).

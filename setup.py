@@ -61,6 +61,7 @@ setup(
         "mlflow": ["mlflow-skinny>=2.16"],
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",  # two test processes: Spark jobs wait on JVMs and servers as much as on cores
             "scikit-learn>=1.4",
             "ruff>=0.6",
             "import-linter>=2.1",  # the layers and no-circles contracts in pyproject.toml

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -52,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"runs: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(json.dumps(out, indent=2) if args.json else text)
+    try:
+        print(json.dumps(out, indent=2) if args.json else text, flush=True)
+    except BrokenPipeError:  # `runs list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own recipe
     return EXIT_OK
 
 

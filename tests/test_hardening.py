@@ -149,3 +149,59 @@ def test_the_package_leaves_pyspark_to_the_cluster_and_installs_its_commands():
     assert wanted and all('extra == "spark"' in r for r in wanted)
     commands = {e.name: e.value for e in meta.entry_points(group="console_scripts") if e.name.startswith("landuse-")}
     assert commands["landuse-score"] == "jobs.score:main" and len(commands) == 8
+
+
+def test_a_list_flag_with_a_bad_item_names_the_flag_and_no_internal_name(capsys):
+    from jobs import score
+
+    with pytest.raises(SystemExit) as exc:
+        score.parse_args(["--bands", "1,2,x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --bands: invalid comma-separated int value: '1,2,x'" in err
+    assert "_ints" not in err and "lambda" not in err
+
+
+def test_misspelt_flags_and_conf_keys_say_what_was_meant(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_args(["--regparm", "0.1"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --regparm (did you mean --regParam?)" in capsys.readouterr().err
+    conf = tmp_path / "c.toml"
+    conf.write_text("sample_fraq = 0.5\n")
+    with pytest.raises(config.ConfigError, match=r"unknown keys sample_fraq \(did you mean sample_frac\?\)"):
+        train.parse_args(["--conf", str(conf)])
+
+
+def test_an_unknown_model_lists_the_models_there_and_the_closest(spark, tmp_path, capsys):
+    from jobs import score
+
+    storage = tmp_path / "s"
+    (storage / "trainedmodels" / "aid_demo").mkdir(parents=True)
+    (storage / "trainedmodels" / "ucmerced_demo").mkdir()
+    code = score.main(["--output_model_name", "aid_dmeo", "--storage", str(storage), "--tiles", str(tmp_path)])
+    assert code == exits.EXIT_BAD_INPUT
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no trained model 'aid_dmeo'" in line
+    assert "models there: aid_demo, ucmerced_demo (did you mean aid_demo?)" in line
+
+
+def test_runs_piped_into_head_ends_quietly(tmp_path):
+    """`landuse-runs list | head -1` on a long history: no BrokenPipeError traceback."""
+    import subprocess
+
+    record = {c: 1.0 for c in ("train_sample_frac", "accuracy", "macro_f1", "images_per_s", "seconds")}
+    record |= {"dataset": "aerial", "pretrained_model_type": "x", "classifier": "lr", "n_train": 1, "n_test": 1}
+    (tmp_path / "runs").mkdir()
+    lines = [json.dumps(record | {"run_id": f"run-{i:05d}"}) for i in range(20000)]
+    (tmp_path / "runs" / "index.jsonl").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        f"{sys.executable} -m jobs.runs list --storage {tmp_path} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert done.stdout.startswith("run_id")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr[-2000:]

@@ -4,7 +4,7 @@ Spark Connect sessions (Databricks shared and serverless compute, Spark 3.5's co
 have no JVM on the client and, in Spark 3.5, no Spark ML over the connection, so a saved
 PipelineModel's classifier cannot be loaded there. Its saved form is plain: a metadata JSON line
 and Parquet. This reads those (pyarrow) and computes what Spark ML's ``transform`` computes for
-the classifiers :mod:`jobs.classifiers` fits (a test checks both give the same numbers):
+the classifiers :mod:`jobs.classifiers.estimators` fits (a test checks both give the same numbers):
 
 * ``LogisticRegressionModel``: raw = X·Cᵀ + b, probability = softmax(raw); binomial models
   keep one margin m, raw = (-m, m) and probability = (1 - σ(m), σ(m)).

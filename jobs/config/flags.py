@@ -14,13 +14,19 @@ from typing import Any
 from jobs.classifiers import estimators
 from jobs.config.loading import build
 from jobs.config.recipes import DEMO_DATA, RECIPES
+from jobs.runtime.suggest import did_you_mean
 
 SUMMARY_FILE = "summary_file"
 
 
 def parse(cls: type, argv: list[str] | None, description: str | None) -> Any:
     """The job's configuration: conf file, then the flags given in ``argv``."""
-    args = vars(parser(cls, description).parse_args(argv))
+    p = parser(cls, description)
+    known, unknown = p.parse_known_args(argv)
+    if unknown:  # argparse's own message, with the flag it was probably meant to be
+        flags = [s for a in p._actions for s in a.option_strings]  # argparse keeps no public list
+        p.error("unrecognized arguments: " + " ".join(u + did_you_mean(u, flags) for u in unknown))
+    args = vars(known)
     args.pop(SUMMARY_FILE)
     return build(cls, args.pop("conf"), args)
 
@@ -66,7 +72,12 @@ def _kind(hint: Any) -> tuple[Callable[[str], Any] | None, Any]:
         return None, argparse.BooleanOptionalAction
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0]
-        return (lambda text: [item(x) for x in text.split(",")]), None
+
+        def items(text: str) -> list[Any]:
+            return [item(x) for x in text.split(",")]
+
+        items.__name__ = f"comma-separated {item.__name__}"  # what argparse names in its error
+        return items, None
     return hint, None
 
 

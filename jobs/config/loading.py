@@ -11,6 +11,7 @@ from typing import Any
 
 from jobs.classifiers import estimators
 from jobs.config.schema import ConfigError, FinetuneConfig, ScoreConfig
+from jobs.runtime.suggest import did_you_mean
 from jobs.runtime.tomlfiles import read_toml
 
 
@@ -27,7 +28,9 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
     values = read_conf(conf_path)
     unknown = sorted(set(values) - _fields(FinetuneConfig) - _fields(ScoreConfig))
     if unknown:
-        raise ConfigError(f"{conf_path}: unknown keys {', '.join(unknown)}")
+        everything = _fields(FinetuneConfig) | _fields(ScoreConfig)
+        named = ", ".join(k + did_you_mean(k, everything) for k in unknown)
+        raise ConfigError(f"{conf_path}: unknown keys {named}")
     known = _fields(cls)
     mine = {k: v for k, v in values.items() if k in known}
     hints = typing.get_type_hints(ScoreConfig) | typing.get_type_hints(FinetuneConfig)

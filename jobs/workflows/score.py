@@ -24,6 +24,7 @@ from jobs.predictions import smoothing
 from jobs.predictions.tables import counts_by_code, prediction_table, top_k
 from jobs.runtime.provenance import new_run_id
 from jobs.runtime.spark import is_connect, say, timed
+from jobs.runtime.suggest import did_you_mean
 from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 from jobs.storage.lock import held
 from jobs.workflows.score_scenes import score_scenes
@@ -39,7 +40,9 @@ def score(spark: SparkSession, cfg: ScoreConfig, storage: Storage) -> dict[str, 
     try:
         card = storage.load_card(TRAINED, name)
     except StorageError:
-        raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}") from None
+        models = storage.list_folders(TRAINED)
+        here = f": models there: {', '.join(models)}{did_you_mean(name, models)}" if models else ": none there yet"
+        raise StorageError(f"no trained model {name!r} in {storage.uri(TRAINED)}{here}") from None
     trained_with = card.get("precision", "fp32")
     if cfg.precision not in (None, trained_with):
         raise ConfigError(
