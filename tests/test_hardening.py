@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 from collections import Counter
 
@@ -205,3 +206,38 @@ def test_runs_piped_into_head_ends_quietly(tmp_path):
     )
     assert done.stdout.startswith("run_id")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--value_range", "nan,nan"], "value_range nan: give a finite number"),
+        (["--tile_m", "1e12"], "tile_m 1000000000000.0: give a value from 0.001 to 1e+06"),
+        (["--lock_timeout_s", "-5"], "lock_timeout_s -5.0: give a value from"),
+        (["--lock_timeout_s", "nan"], "lock_timeout_s nan: give a finite number"),
+        (["--bands", "0,1,2"], "bands 0: give a value from 1 to 65535"),
+        (["--max_nodata", "1.5"], "max_nodata 1.5: give a value from 0 to 1"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line_errors(flags, message):
+    from jobs import score
+
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        score.parse_args([*flags, "--scenes", "x.tif"])
+
+
+def test_huge_integers_in_a_conf_or_a_classifier_table_are_refused(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("seed = 99999999999999999999\n")
+    with pytest.raises(config.ConfigError, match=r"seed 99999999999999999999: too large"):
+        train.parse_args(["--conf", str(conf)])
+    conf.write_text("[logisticregression]\nmaxIter = 100000000000000000000000\n")
+    with pytest.raises(config.ConfigError, match=r"logisticregression.maxIter .*: too large"):
+        train.parse_args(["--conf", str(conf)])
+
+
+def test_scene_flags_given_to_a_tile_run_are_refused():
+    from jobs import score
+
+    with pytest.raises(config.ConfigError, match=r"--max_nodata, --tile_px apply to --scenes only"):
+        score.parse_args(["--tiles", "t", "--tile_px", "20", "--max_nodata", "0.9"])

@@ -68,10 +68,24 @@ def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, caps
     tiles = str(fixtures / "aerial" / "test")
     args = ["--output_model_name", "m", "--tiles", tiles, "--storage", str(model_storage.root)]
     here = socket.gethostname()
-    # A live holder on this host (this very process) blocks, however old its lock.
-    lock.write_text(json.dumps({"run_id": "live", "host": here, "pid": os.getpid(), "since": 0, "heartbeat": 0}))
+    # A live holder on this host (this very process) with a fresh heartbeat blocks, however old its lock.
+    now = time.time()
+    lock.write_text(json.dumps({"run_id": "live", "host": here, "pid": os.getpid(), "since": 0, "heartbeat": now}))
     assert score.main(args) == exits.EXIT_LOCKED
     assert "held by run live" in capsys.readouterr().err
+    # A live pid whose heartbeat is from 1970 is another process that reused the pid: taken over.
+    lock.write_text(json.dumps({"run_id": "reused", "host": here, "pid": os.getpid(), "since": 0, "heartbeat": 0}))
+    assert score.main(args) == exits.EXIT_OK
+    assert "took over" in capsys.readouterr().err
+    # An unreadable lock (empty, as a run killed between create and write leaves it; or garbage)
+    # is stale once its file is older than the timeout, and blocks while it is younger.
+    for body in (b"", b"garbage"):
+        lock.write_bytes(body)
+        assert score.main([*args, "--lock_timeout_s", "300"]) == exits.EXIT_LOCKED
+        assert "unreadable lock" in capsys.readouterr().err
+        os.utime(lock, (now - 600, now - 600))
+        assert score.main([*args, "--lock_timeout_s", "300"]) == exits.EXIT_OK
+        assert "took over" in capsys.readouterr().err
     # A holder on this host whose process is gone: taken over at once, however young its lock.
     gone = subprocess.Popen(["true"])
     gone.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import numpy as np
@@ -108,6 +109,12 @@ def test_saved_models_are_checked_before_loading(tmp_path, spark):
     meta_file.write_text(json.dumps({**meta, "class": "os.system"}))
     with pytest.raises(StorageError, match=r"of class os\.system, outside this project and Spark ML: refused"):
         store.load_model("trainedmodels", "m")
+    # A trusted prefix is not enough: the name must be one of this project's stages or a Spark ML
+    # class (pyspark's reader would import org.apache.spark.ml.feature.os as pyspark.ml.feature.os).
+    for name in ("featurizers.pixels.np", "org.apache.spark.ml.feature.os", "jobs.storage.local.shutil"):
+        meta_file.write_text(json.dumps({**meta, "class": name}))
+        with pytest.raises(StorageError, match=rf"of class {re.escape(name)}, outside this project and Spark ML"):
+            store.load_model("trainedmodels", "m")
     shutil.rmtree(stage)
     with pytest.raises(StorageError, match=r"incomplete saved model, stage 0_MaskRejects_\w+ is missing"):
         store.load_model("trainedmodels", "m")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any
 
 from jobs.classifiers import estimators
-from jobs.config.schema import ConfigError, FinetuneConfig, ScoreConfig
+from jobs.config.schema import SCENES, ConfigError, FinetuneConfig, ScoreConfig
 from jobs.runtime.suggest import did_you_mean
 from jobs.runtime.tomlfiles import read_toml
 
@@ -50,6 +51,11 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
                     mine.pop(key, None)
     mine.update(given)
     cfg = cls(**mine)
+    check_numbers(cfg)
+    if getattr(cfg, "scenes", "") is None:  # scene settings given as flags to a tile run do nothing: say so
+        idle = sorted(f.name for f in dataclasses.fields(cfg) if f.metadata.get("group") == SCENES and f.name in given)
+        if idle:
+            raise ConfigError(f"{', '.join('--' + k for k in idle)} apply to --scenes only, not to a tile set")
     unset = {k for k in known if getattr(cfg, k) is None}
     cfg.validate()  # fills what is still unset from the data set's recipe
 
@@ -66,6 +72,8 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
         table = getattr(cfg, chosen)
         from_conf = set(table)
         table.update(classifier_flags)  # flags win over the conf's table
+        for key, value in table.items():
+            _check_number(f"{chosen}.{key}", value, None, None)
         for key in sorted(set(estimators.DEFAULTS[chosen]) | set(table)):
             where = "flag" if key in classifier_flags else "conf" if key in from_conf else "default"
             sources[f"{chosen}.{key}"] = where
@@ -73,6 +81,33 @@ def build(cls: type, conf_path: str | None, cli: dict[str, Any]) -> Any:
         raise ConfigError(f"{', '.join('--' + k for k in classifier_flags)}: only a train run takes classifier flags")
     cfg.sources = sources  # for the start line and the run record
     return cfg
+
+
+JAVA_INT = (-(1 << 31), (1 << 31) - 1)  # Spark ML's integer parameters are Java ints
+
+
+def check_numbers(cfg: Any) -> None:
+    """Every number set is finite and in its declared range (integers within Java's int), so that
+    a seed of 10^20 or a NaN value range is a one-line error, not a JVM trace or a black map."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        for item in value if isinstance(value, list) else [value]:
+            _check_number(f.name, item, f.metadata.get("low"), f.metadata.get("high"))
+
+
+def _check_number(key: str, value: Any, low: float | None, high: float | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} {value}: give a finite number")
+    if isinstance(value, int) and not JAVA_INT[0] <= value <= JAVA_INT[1]:
+        raise ConfigError(f"{key} {value}: too large (at most {JAVA_INT[1]})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(
+            f"{key} {value}: give a value from {low:g} to {high:g}"
+            if high is not None
+            else f"{key} {value}: give a value of at least {low:g}"
+        )
 
 
 SHADOWS = {"sample_frac": ("train_sample_frac", "test_sample_frac")}

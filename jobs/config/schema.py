@@ -53,12 +53,16 @@ def setting(
     choices: tuple[str, ...] | None = None,
     flag: bool = True,
     group: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Any:
-    """A configuration key, declared once: its default, its help, and whether it is also a flag.
+    """A configuration key, declared once: its default, its help, whether it is also a flag, and
+    for numbers the range it must lie in (``low`` <= value <= ``high``, both inclusive).
 
     Flags are made from these (:mod:`jobs.config.flags`) with the field's type: ``bool`` as
-    ``--key/--no-key``, lists as comma-separated values. ``group`` titles a flag group in ``--help``."""
-    meta = {"help": help, "choices": choices, "flag": flag, "group": group}
+    ``--key/--no-key``, lists as comma-separated values. ``group`` titles a flag group in ``--help``.
+    Every number is also checked finite, and integers to fit Java's int (Spark ML's parameters)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "group": group, "low": low, "high": high}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -82,22 +86,34 @@ class TrainConfig:
         None, "zoo network (efficientnet_lite0, mobilenet_v2, resnet18, …), several joined by '+', or pixels"
     )
     weights: str | None = setting(None, "pretrained weights: a file, or 'random' (tests only); default the zoo's")
-    pool_grid: int | None = setting(None, "average-pool the network's last map to N x N cells (1: global pool)")
+    pool_grid: int | None = setting(
+        None, "average-pool the network's last map to N x N cells (1: global pool)", low=1, high=64
+    )
     d4: bool | None = setting(None, "average features over the 8 rotations/flips of each image")
-    image_size: int | None = setting(None, "resize images to this square; 0: the network's own resize and crop")
+    image_size: int | None = setting(
+        None, "resize images to this square; 0: the network's own resize and crop", low=0, high=4096
+    )
     mmlspark_model_type: str | None = setting(None, "the classifier", choices=CLASSIFIERS)
     train_ratio: float = setting(0.8, "<label>/ folders: the seeded, stratified share of each class that trains")
     val_ratio: float | None = setting(None, "share of train held out to choose the classifier's settings")
-    gsd_m: float | None = setting(None, "training imagery's metres per pixel (model card; scene tile sizes)")
-    image_px: int | None = setting(None, "training images' side in pixels (with gsd_m: the tile in metres)")
-    gsd_range_m: list[float] | None = setting(None, "FINEST,COARSEST metres a pixel, where the imagery varies")
-    tile_m: float | None = setting(None, "scene windows this model suits, in metres (default gsd_m x image_px)")
+    gsd_m: float | None = setting(
+        None, "training imagery's metres per pixel (model card; scene tile sizes)", low=1e-3, high=1e4
+    )
+    image_px: int | None = setting(
+        None, "training images' side in pixels (with gsd_m: the tile in metres)", low=1, high=1 << 16
+    )
+    gsd_range_m: list[float] | None = setting(
+        None, "FINEST,COARSEST metres a pixel, where the imagery varies", low=1e-3, high=1e4
+    )
+    tile_m: float | None = setting(
+        None, "scene windows this model suits, in metres (default gsd_m x image_px)", low=1e-3, high=1e6
+    )
     sample_frac: float = setting(1.0, "fraction of train and test images to use")
     train_sample_frac: float | None = setting(None, "fraction of train images (over sample_frac)")
     test_sample_frac: float | None = setting(None, "fraction of test images (over sample_frac)")
-    seed: int = setting(42, "seed of splits, samples and classifiers")
+    seed: int = setting(42, "seed of splits, samples and classifiers", low=0)
     # 8: measured best on 2 cores for ResNet-18 (83 img/s at 8, 77 at 32)
-    batch_size: int = setting(8, "images per onnxruntime call")
+    batch_size: int = setting(8, "images per onnxruntime call", low=1, high=4096)
     engine: str = setting("onnx", "featurizer engine (synapseml: add --packages)", choices=ENGINES)
     precision: str = setting(
         "fp32", "int8: the network statically quantized, calibrated on this run's training images", choices=PRECISIONS
@@ -178,17 +194,23 @@ class ScoreConfig:
     tiles: str = setting(".cache/demo/tiles", "folder of images to score (read recursively)")
     storage: str = setting("data", "storage root: a folder, an Azure Blob/ADLS URI or a Hadoop URI")
     sample_frac: float = setting(1.0, "fraction of tiles to score")
-    seed: int = setting(42, "seed of the sample")
+    seed: int = setting(42, "seed of the sample", low=0)
     incremental: bool = setting(False, "score only tiles (or scenes) that no completed run of this model scored")
     smooth: str | None = setting(None, "add smoothed_label: 3x3 majority over grid neighbours", choices=("3x3",))
-    top_k: int = setting(3, "labels with probabilities per tile")
-    lock_timeout_s: float = setting(300.0, "take over a lock not renewed for this long by a run on another host")
+    top_k: int = setting(3, "labels with probabilities per tile", low=0, high=1000)
+    lock_timeout_s: float = setting(
+        300.0, "take over a lock not renewed for this long by a run on another host", low=1e-3, high=1e7
+    )
     csv: bool = setting(False, "also write predictions/<model>/<run_id>.csv/")
     scenes: str | None = setting(None, "a folder, a glob, or a .txt file of scene URIs", group=SCENES)
-    bands: list[int] = setting(factory=lambda: [1, 2, 3], help="band numbers for R,G,B, or one for grey", group=SCENES)
-    tile_px: int | None = setting(None, "window size in scene pixels", group=SCENES)
-    tile_m: float | None = setting(None, "window size in metres (default: the model's training tiles)", group=SCENES)
-    max_nodata: float = setting(0.5, "reject windows with a larger share of nodata", group=SCENES)
+    bands: list[int] = setting(
+        factory=lambda: [1, 2, 3], help="band numbers for R,G,B, or one for grey", group=SCENES, low=1, high=65535
+    )
+    tile_px: int | None = setting(None, "window size in scene pixels", group=SCENES, low=1, high=1 << 16)
+    tile_m: float | None = setting(
+        None, "window size in metres (default: the model's training tiles)", group=SCENES, low=1e-3, high=1e6
+    )
+    max_nodata: float = setting(0.5, "reject windows with a larger share of nodata", group=SCENES, low=0, high=1)
     value_range: list[float] | None = setting(None, "LO,HI mapped to 0..255 (default: per-scene stretch)", group=SCENES)
     # The model's own (set when it was trained); naming another is an error, since its classifier
     # was fitted on features of that arithmetic.
@@ -212,12 +234,14 @@ class ScoreConfig:
 class FinetuneConfig(TrainConfig):
     """``jobs/finetune.py``: a train run whose featurizer is first fine-tuned (TorchDistributor)."""
 
-    epochs: int = setting(25, "most epochs (stops early when validation accuracy stops improving)")
+    epochs: int = setting(25, "most epochs (stops early when validation accuracy stops improving)", low=1, high=10_000)
     lr: float = setting(1e-3, "AdamW's peak learning rate (one warm-up epoch, then cosine decay)")
-    trainable_blocks: int = setting(-1, "-1: the whole backbone; k: its last k blocks; 0: the head alone")
-    num_processes: int = setting(2, "training processes (DDP): cores here, GPUs with use_gpu")
+    trainable_blocks: int = setting(
+        -1, "-1: the whole backbone; k: its last k blocks; 0: the head alone", low=-1, high=1000
+    )
+    num_processes: int = setting(2, "training processes (DDP): cores here, GPUs with use_gpu", low=1, high=4096)
     use_gpu: bool = setting(False, "train on GPUs (NCCL; Spark needs GPU resources)")
-    finetune_batch_size: int = setting(16, "images per step per process")
+    finetune_batch_size: int = setting(16, "images per step per process", low=2, high=4096)
 
     def validate(self) -> FinetuneConfig:
         if self.pretrained_model_type is None:

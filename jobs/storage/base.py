@@ -210,6 +210,10 @@ class Storage(ABC):
         """How this root is reached, for the start line and records (never a secret)."""
         return "local file system"
 
+    def modified(self, *parts: str) -> float | None:
+        """When a file was last written (epoch seconds), where this storage tells it cheaply; else None."""
+        return None
+
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.read_bytes(*parts))
 

@@ -141,6 +141,12 @@ class LocalStorage(SparkTables):
         with os.scandir(top) as entries:
             return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith(HIDDEN))
 
+    def modified(self, *parts: str) -> float | None:
+        try:
+            return self._path(*parts).stat().st_mtime
+        except OSError:
+            return None
+
     def reader(self) -> Reader:
         return Reader()
 

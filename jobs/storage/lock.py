@@ -69,14 +69,30 @@ class RunLock:
 
     def _holder(self) -> dict[str, Any] | None:
         try:
-            return dict(json.loads(self.storage.read_bytes(*self.parts)))
-        except Exception:  # vanished or half-written between two calls
+            holder = dict(json.loads(self.storage.read_bytes(*self.parts)))
+            float(holder.get("heartbeat", holder.get("since", 0)))
+            return holder
+        except Exception:  # vanished, half-written between two calls, or garbage
             return None
 
+    def _unreadable_holder(self) -> dict[str, Any]:
+        """What an unreadable lock (empty: a run killed between create and write; garbage) is
+        taken for: a holder whose heartbeat is the file's own age where storage tells it, so that
+        it is stale once older than the timeout; a run writing it now gets a second to finish."""
+        time.sleep(1.0)
+        holder = self._holder()
+        if holder is not None:
+            return holder
+        written = self.storage.modified(*self.parts)
+        return {"run_id": "? (unreadable lock)", "since": written or 0.0, "heartbeat": written or 0.0}
+
     def _alive(self, holder: dict[str, Any]) -> bool:
+        """The heartbeat decides (a holder renews it every timeout / 5); on this host a dead pid
+        also frees the lock at once. A live pid with an old heartbeat is another process that reused it."""
+        fresh = time.time() - float(holder.get("heartbeat", holder.get("since", 0))) < self.timeout_s
         if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            return pid_alive(holder["pid"])
-        return time.time() - float(holder.get("heartbeat", holder.get("since", 0))) < self.timeout_s
+            return fresh and pid_alive(holder["pid"])
+        return fresh
 
     def acquire(self) -> None:
         self._since = time.time()
@@ -85,7 +101,7 @@ class RunLock:
             if self.lease is not None and not self.lease.acquire(LEASE_S):
                 raise LockedError(f"{where} was leased by another run as it was created")
         else:
-            holder = self._holder() or {"run_id": "?", "since": time.time(), "heartbeat": time.time()}
+            holder = self._holder() or self._unreadable_holder()
             if self.lease is not None:
                 # A lease we can take is one its holder stopped renewing: the holder is dead.
                 if not self.lease.acquire(LEASE_S):

@@ -39,7 +39,35 @@ class ModelCommit(ABC):
 CARD = "card.json"  # a saved model's card, inside its folder: saved and replaced with it
 # Stage classes a saved model may name. Loading a PipelineModel imports the module its metadata
 # names, so a model folder is trusted like code; anything else is refused before loading.
-TRUSTED_STAGES = ("org.apache.spark.ml.", "pyspark.ml.", "featurizers.", "jobs.")
+PROJECT_STAGES = frozenset(
+    {
+        "featurizers.image_featurizer.ImageFeaturizer",
+        "featurizers.pixels.PixelFeaturizer",
+        "featurizers.rejects.MaskRejects",
+    }
+)
+
+
+def is_trusted_stage(cls: str) -> bool:
+    """One of this project's stage classes by exact name, or a Spark ML stage class: pyspark's
+    reader imports ``org.apache.spark.ml.X.Y`` as ``pyspark.ml.X.Y``, so the name must resolve in
+    pyspark.ml to a class with Spark ML params (not, say, ``pyspark.ml.feature.os``). Only
+    pyspark.ml's own modules are imported to tell."""
+    if cls in PROJECT_STAGES:
+        return True
+    name = cls.replace("org.apache.spark", "pyspark", 1) if cls.startswith("org.apache.spark.ml.") else cls
+    if not name.startswith("pyspark.ml."):
+        return False
+    import importlib
+
+    from pyspark.ml.param import Params
+
+    module, _, attr = name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(found, type) and issubclass(found, Params)
 
 
 def stage_metadata(storage: Storage, *parts: str) -> dict[str, Any]:
@@ -69,7 +97,7 @@ def check_stage_classes(storage: Storage, *parts: str) -> None:
             cls = str(metadata("stages", folder)["class"])
         except (StorageError, ValueError, KeyError, IndexError, TypeError):
             raise StorageError(f"{where}: stage {folder} has no readable metadata") from None
-        if not cls.startswith(TRUSTED_STAGES):
+        if not is_trusted_stage(cls):
             raise StorageError(
                 f"{where}: stage {folder} is of class {cls}, outside this project and Spark ML: refused "
                 "(a model folder is trusted like code)"
