@@ -61,7 +61,9 @@ def decode_rgb(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
 
 def decode_rgb_noted(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, str | None]:
     """:func:`decode_rgb`, and the note saying how the pixels were changed (None: as stored)."""
-    if data is None or len(data) == 0:
+    if data is None:  # listed, then gone before its bytes were read (folders.attach_images)
+        raise RejectedImage("vanished", "the file was removed between listing and reading")
+    if len(data) == 0:
         raise RejectedImage("empty", "no bytes")
     try:
         img = Image.open(io.BytesIO(data))

@@ -134,3 +134,22 @@ def test_task_start_trim_keeps_zip_imports_working(tmp_path):
         sys.path.remove(str(archive))
         for name in ("zpkg", "zpkg.first", "zpkg.second"):
             sys.modules.pop(name, None)
+
+
+def test_a_tile_removed_between_listing_and_reading_is_a_reject_and_the_rest_is_scored(spark, tmp_path):
+    import shutil
+
+    from featurizers.pixels import PixelFeaturizer
+    from jobs.datasets import folders
+    from jobs.storage import LocalStorage
+
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    for i in range(4):
+        shutil.copy(os.path.join(os.path.dirname(__file__), "fixtures", "saved_model", "images", f"red_{i}.png"), tiles)
+    rows = folders.load_unlabelled(spark, LocalStorage(tiles), 1.0, 42)  # listed on the driver
+    (tiles / "red_2.png").unlink()  # gone before an executor reads it
+    out = {r["path"].rsplit("/", 1)[1]: r["reject_reason"] for r in PixelFeaturizer().transform(rows).collect()}
+    assert len(out) == 4
+    assert out.pop("red_2.png").startswith("vanished:")
+    assert set(out.values()) == {None}

@@ -195,10 +195,16 @@ def attach_images(spark: SparkSession, location: Storage, names: DataFrame, top:
     # A scalar-iterator pandas UDF, not mapInPandas: a featurizer UDF applied to its output is
     # chained into the same Python worker, so the bytes do not go back through the JVM and each
     # task holds one Python worker (with one network session), not two.
+    def read_one(path: str) -> bytes | None:
+        try:
+            return reader.read(path)
+        except FileNotFoundError:  # removed since the listing: a reject (vanished), not a failed run
+            return None
+
     @F.pandas_udf(BinaryType())  # type: ignore[call-overload]
     def read(paths: Iterator[pd.Series]) -> Iterator[pd.Series]:
         for batch in paths:
-            yield pd.Series([reader.read(p) for p in batch])
+            yield pd.Series([read_one(p) for p in batch])
 
     return names.withColumn("image", read("path"))
 
