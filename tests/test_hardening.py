@@ -241,3 +241,36 @@ def test_scene_flags_given_to_a_tile_run_are_refused():
 
     with pytest.raises(config.ConfigError, match=r"--max_nodata, --tile_px apply to --scenes only"):
         score.parse_args(["--tiles", "t", "--tile_px", "20", "--max_nodata", "0.9"])
+
+
+def test_a_model_edited_behind_its_checksums_is_a_damaged_model_not_a_trace(spark, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    from featurizers.rejects import MaskRejects
+    from jobs.storage import StorageError
+
+    store = LocalStorage(tmp_path)
+    store.save_model(PipelineModel([MaskRejects(maskCols=["a"])]), "trainedmodels", "m", card={"run_id": "r"})
+    meta = next((tmp_path / "trainedmodels" / "m" / "stages").iterdir()) / "metadata" / "part-00000"
+    meta.write_text(meta.read_text().replace('"a"', '"b"'))  # its .crc left as it was
+    with pytest.raises(StorageError, match=r"damaged saved model \(.*ChecksumException"):
+        store.load_model("trainedmodels", "m")
+
+
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("sc://127.0.0.1:1", "no Spark Connect server answers at 127.0.0.1:1 (SPARK_REMOTE)"),
+        ("localhost:15002", "SPARK_REMOTE 'localhost:15002': give sc://host:port"),
+    ],
+)
+def test_a_spark_connect_server_that_is_not_there_is_one_line_not_a_hang(remote, message, monkeypatch, capsys):
+    import time
+
+    from jobs import score
+
+    monkeypatch.setenv("SPARK_REMOTE", remote)
+    started = time.monotonic()
+    assert score.main(["--output_model_name", "m"]) == exits.EXIT_BAD_INPUT
+    assert time.monotonic() - started < 30
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]

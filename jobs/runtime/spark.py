@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from jobs.runtime.errors import UserInputError
 from jobs.runtime.redact import redact
 
 # Image rows are large: Arrow batches of 10,000 rows (Spark's default) would hold ~1 GB of
@@ -43,7 +46,9 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
     )
     if os.environ.get("SPARK_REMOTE"):  # session settings only: the server owns its JVM
-        return builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+        remote = os.environ["SPARK_REMOTE"]
+        check_connect_server(remote)
+        return builder.remote(remote).getOrCreate()
     # Spark's progress bar only where someone watches: in a log file it is noise.
     builder = builder.config("spark.ui.showConsoleProgress", str(stderr_is_terminal()).lower())
     # spark-submit starts the JVM with its --master (local[*] by default) and tells the Python
@@ -65,6 +70,32 @@ def get_spark(app_name: str, synapseml: bool = False) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+CONNECT_TIMEOUT_S = 15.0  # a Connect server that does not take a connection in this long is not there
+
+
+class SparkConnectError(UserInputError):
+    """``SPARK_REMOTE`` malformed, or naming a server that does not answer."""
+
+
+def check_connect_server(remote: str) -> None:
+    """Fails in one line, within :data:`CONNECT_TIMEOUT_S`, where ``SPARK_REMOTE`` is not
+    ``sc://host[:port][/;params]`` or nothing answers there (pyspark itself would wait forever)."""
+    parsed = urlparse(remote)
+    try:
+        port = parsed.port or 15002
+    except ValueError:
+        port = None
+    if parsed.scheme != "sc" or not parsed.hostname or port is None:
+        raise SparkConnectError(f"SPARK_REMOTE {redact(remote)!r}: give sc://host:port (e.g. sc://localhost:15002)")
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise SparkConnectError(
+            f"no Spark Connect server answers at {parsed.hostname}:{port} (SPARK_REMOTE) within "
+            f"{CONNECT_TIMEOUT_S:.0f} s: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def is_connect(spark: SparkSession) -> bool:

@@ -186,7 +186,14 @@ class Storage(ABC):
         """The saved model; its stages are checked first (see :func:`check_stage_classes`)."""
         folder = self.model_folder(*parts)
         check_stage_classes(self, *folder)
-        return PipelineModel.load(self.loadable(*folder))
+        try:
+            return PipelineModel.load(self.loadable(*folder))
+        except Exception as exc:  # a file edited behind its checksum, or cut short: damaged, not a crash
+            text = str(exc)
+            if "ChecksumException" not in text and "EOFException" not in text:
+                raise
+            detail = next((ln.strip() for ln in text.splitlines() if "Exception" in ln), text[:200])
+            raise StorageError(f"{self.uri(*parts)}: damaged saved model ({detail[:300]})") from None
 
     def load_card(self, *parts: str) -> dict[str, Any]:
         """The card saved with the model; StorageError if there is no model."""
