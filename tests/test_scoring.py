@@ -9,6 +9,7 @@ import time
 
 import pytest
 from make_fixtures import AERIAL_LABELS
+from pyspark.sql import functions as F
 
 from jobs import config, score
 from jobs.predictions import smoothing as grid
@@ -145,6 +146,20 @@ def test_smoothing_takes_the_neighbourhood_majority(spark):
     assert out["img_r009_c009.png"] == "A"  # alone: keeps its own
     assert out["loose.png"] is None and out["other_r001_c001.png"] is None
     assert len(out) == len(rows)
+
+
+def test_smoothing_pools_a_grid_per_folder_not_per_name(spark):
+    """Same tile names in a/ and b/: a/'s votes never change b/'s labels, and no row is doubled."""
+    rows = [(f"/t/a/img_r{r:03d}_c{c:03d}.png", "B") for r in range(3) for c in range(3)]
+    rows += [("/t/b/img_r001_c001.png", "A")]
+    df = spark.createDataFrame(rows, "path string, predicted_label string").withColumn(
+        "tile", F.element_at(F.split("path", "/"), -1)
+    )
+    out = grid.smooth(df).collect()
+    assert len(out) == len(rows)
+    by_path = {r["path"]: r["smoothed_label"] for r in out}
+    assert by_path["/t/b/img_r001_c001.png"] == "A"  # alone in its folder: keeps its own
+    assert by_path["/t/a/img_r001_c001.png"] == "B"
 
 
 def test_smooth_flag_adds_the_column(spark, model_storage, fixtures, tmp_path):

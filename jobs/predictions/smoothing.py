@@ -32,14 +32,17 @@ def position(tile: Column) -> tuple[Column, Column, Column]:
 
 
 def smooth(scored: DataFrame, tile_col: str = "tile", label_col: str = "predicted_label") -> DataFrame:
-    """``scored`` with ``smoothed_label``: the 3 x 3 majority label of each positioned tile."""
+    """``scored`` with ``smoothed_label``: the 3 x 3 majority label of each positioned tile.
+
+    A grid is a (folder, stem) pair: with a ``path`` column, tiles of the same name in two
+    folders (or windows of two scenes) never vote for each other."""
     stem, row, col = position(F.col(tile_col))
-    base = (
-        scored.select(tile_col, label_col)
-        .withColumn("_stem", stem)
-        .withColumn("_row", row)
-        .withColumn("_col", col)
-        .where(F.col("_stem").isNotNull() & F.col(label_col).isNotNull())
+    has_path = "path" in scored.columns
+    keyed = scored.withColumn("_id", F.concat_ws("\u0000", "path", tile_col) if has_path else F.col(tile_col))
+    folder = F.regexp_replace("path", r"/[^/]*$", "")
+    grid = F.when(stem.isNotNull(), F.concat_ws("\u0000", folder, stem)) if has_path else stem
+    base = keyed.select("_id", label_col, grid.alias("_grid"), row.alias("_row"), col.alias("_col")).where(
+        F.col("_grid").isNotNull() & F.col(label_col).isNotNull()
     )
     offsets = (
         base.sparkSession.range(-1, 2)
@@ -50,21 +53,21 @@ def smooth(scored: DataFrame, tile_col: str = "tile", label_col: str = "predicte
     votes = (
         base.crossJoin(offsets)
         .select(
-            "_stem",
+            "_grid",
             (F.col("_row") + F.col("_dr")).alias("_row"),
             (F.col("_col") + F.col("_dc")).alias("_col"),
             F.col(label_col).alias("_vote"),
         )
-        .groupBy("_stem", "_row", "_col", "_vote")
+        .groupBy("_grid", "_row", "_col", "_vote")
         .count()
     )
-    ranked = base.join(votes, ["_stem", "_row", "_col"]).withColumn(
+    ranked = base.join(votes, ["_grid", "_row", "_col"]).withColumn(
         "_rank",
         F.row_number().over(
-            Window.partitionBy(tile_col).orderBy(
+            Window.partitionBy("_id").orderBy(
                 F.desc("count"), F.desc(F.col("_vote") == F.col(label_col)), F.asc("_vote")
             )
         ),
     )
-    winners = ranked.where(F.col("_rank") == 1).select(tile_col, F.col("_vote").alias("smoothed_label"))
-    return scored.join(winners, tile_col, "left")
+    winners = ranked.where(F.col("_rank") == 1).select("_id", F.col("_vote").alias("smoothed_label"))
+    return keyed.join(winners, "_id", "left").drop("_id")
