@@ -274,3 +274,29 @@ def test_a_spark_connect_server_that_is_not_there_is_one_line_not_a_hang(remote,
     assert score.main(["--output_model_name", "m"]) == exits.EXIT_BAD_INPUT
     assert time.monotonic() - started < 30
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_scene_ids_are_unique_per_input():
+    from jobs.scenes.windows import scene_id
+
+    names = ["twin a.tif", "twin_a.tif", "stem.tif", "stem.tiff", "a/b.tif", "a__b.tif", "x.TIF", "x.tif"]
+    ids = [scene_id(n) for n in names]
+    assert len(set(ids)) == len(ids)
+    assert scene_id("m_4709963_se_14_1_20090818.tif") == "m_4709963_se_14_1_20090818"  # readable where it can be
+    assert scene_id("twin a.tif").startswith("twin_a-")
+
+
+def test_a_scene_list_names_each_file_once_and_resolves_against_its_folder(spark, tmp_path):
+    from collections import Counter
+
+    from jobs.scenes.windows import list_scenes
+
+    (tmp_path / "sc").mkdir()
+    scene = tmp_path / "sc" / "rgb.tif"
+    scene.write_bytes(b"")
+    listing = tmp_path / "sc" / "l.txt"
+    listing.write_text(f"{scene}\n{scene}\n{tmp_path}//sc/./rgb.tif\nrgb.tif\n")
+    skipped: Counter[str] = Counter()
+    rows = list_scenes(spark, str(listing), skipped)[0].collect()
+    assert [r["path"] for r in rows] == [str(scene)]
+    assert skipped["duplicate"] == 3

@@ -38,12 +38,15 @@ import fnmatch
 import hashlib
 import io
 import math
+import os
+import posixpath
 import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -137,7 +140,7 @@ def list_scenes(spark: SparkSession, spec: str, skipped: Counter[str] | None = N
     parts, or a ``.txt``/``.lst`` file of URIs (one storage kind and account for all).
     """
     if spec.endswith((".txt", ".lst")):
-        return _from_list_file(spark, spec)
+        return _from_list_file(spark, spec, skipped)
     base, pattern = _split_glob(spec)
     if pattern is None and "/" in spec.rstrip("/"):  # one scene file?
         parent, name = spec.rstrip("/").rsplit("/", 1)
@@ -167,27 +170,37 @@ def _split_glob(spec: str) -> tuple[str, str | None]:
     return "/".join(parts[:first]) or ".", "/".join(parts[first:])
 
 
-def _from_list_file(spark: SparkSession, spec: str) -> tuple[DataFrame, Reader]:
+def _from_list_file(spark: SparkSession, spec: str, skipped: Counter[str] | None) -> tuple[DataFrame, Reader]:
+    """The scenes a list file names, each file once: URIs normalized (``/a//b/./x.tif`` is
+    ``/a/b/x.tif``), relative paths resolved against the list's own folder, and a scene named
+    again counted as skipped (``duplicate``)."""
     try:
         with open(spec, encoding="utf-8") as f:
-            first = next((line.strip() for line in f if line.strip() and not line.startswith("#")), None)
+            uris = [_normalized(line.strip(), spec) for line in f if line.strip() and not line.startswith("#")]
     except OSError as exc:
         raise DatasetError(f"scene list {spec}: {exc.strerror}") from None
-    if first is None:
+    if not uris:
         raise DatasetError(f"scene list {spec} names no scene")
+    unique = list(dict.fromkeys(uris))
+    if skipped is not None and len(unique) < len(uris):
+        skipped["duplicate"] += len(uris) - len(unique)
+    first = unique[0]
     parent = first.rsplit("/", 1)[0] if "/" in first else "."
     reader = _reader(open_storage(parent, spark))
+    # Names from a list may repeat in other folders: the URI's hash keeps them apart.
+    rows = (
+        (uri, f"{scene_id(uri.rsplit('/', 1)[-1])}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}") for uri in unique
+    )
+    return names_frame(spark, rows).withColumnRenamed("label", "scene_id"), reader
 
-    def lines() -> Iterator[tuple[str, str]]:
-        with open(spec, encoding="utf-8") as f:
-            for line in f:
-                uri = line.strip()
-                if uri and not uri.startswith("#"):
-                    # Names from a list may repeat in other folders: the URI's hash keeps them apart.
-                    stem = scene_id(uri.rsplit("/", 1)[-1])
-                    yield uri, f"{stem}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
 
-    return names_frame(spark, lines()).withColumnRenamed("label", "scene_id"), reader
+def _normalized(uri: str, list_file: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme and len(parsed.scheme) > 1:  # a URI (a one-letter scheme is a Windows drive)
+        return parsed._replace(path=posixpath.normpath(parsed.path) if parsed.path else "").geturl()
+    if not os.path.isabs(uri):
+        uri = os.path.join(os.path.dirname(os.path.abspath(list_file)), uri)
+    return os.path.normpath(uri)
 
 
 def _reader(location: Storage) -> Reader:
@@ -198,11 +211,27 @@ def _reader(location: Storage) -> Reader:
 
 
 def scene_id(relative: str) -> str:
-    """A scene's name in outputs: its path below the listed folder, less the extension,
-    with folders joined by ``__`` and anything but letters, digits, ``-``, ``_``, ``.`` as ``_``."""
+    """A scene's name in outputs: its path below the listed folder, less the extension, with
+    folders joined by ``__`` and anything but letters, digits, ``-``, ``_``, ``.`` as ``_``.
+
+    Unique per input: where that name does not spell the path back (another extension than
+    ``.tif``, characters replaced, ``__`` in a folder or file name), a hash of the path is added,
+    so ``twin a.tif`` and ``twin_a.tif``, or ``x.tif`` and ``x.tiff``, never share a map."""
+    readable, spelt_back = _readable(relative)
+    return readable if spelt_back else f"{readable}-{_short_hash(relative)}"
+
+
+def _readable(relative: str) -> tuple[str, bool]:
+    """The readable name, and whether it spells ``relative`` back exactly."""
     stem = relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
-    text = "__".join(p for p in stem.split("/") if p)
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip(".") or "scene"
+    parts = [p for p in stem.split("/") if p]
+    text = "__".join(parts)
+    readable = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip(".") or "scene"
+    return readable, readable == text and not any("__" in p for p in parts) and relative == "/".join(parts) + ".tif"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 # ------------------------------------------------------------------------- opening rasters
