@@ -86,9 +86,7 @@ class TrainConfig:
         None, "zoo network (efficientnet_lite0, mobilenet_v2, resnet18, …), several joined by '+', or pixels"
     )
     weights: str | None = setting(None, "pretrained weights: a file, or 'random' (tests only); default the zoo's")
-    pool_grid: int | None = setting(
-        None, "average-pool the network's last map to N x N cells (1: global pool)", low=1, high=64
-    )
+    pool_grid: int | None = setting(None, "average-pool the network's last map to N x N cells (1: global pool)")
     d4: bool | None = setting(None, "average features over the 8 rotations/flips of each image")
     image_size: int | None = setting(
         None, "resize images to this square; 0: the network's own resize and crop", low=0, high=4096
