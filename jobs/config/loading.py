@@ -103,11 +103,10 @@ def _check_number(key: str, value: Any, low: float | None, high: float | None) -
     if isinstance(value, int) and not JAVA_INT[0] <= value <= JAVA_INT[1]:
         raise ConfigError(f"{key} {value}: too large (at most {JAVA_INT[1]})")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(
-            f"{key} {value}: give a value from {low:g} to {high:g}"
-            if high is not None
-            else f"{key} {value}: give a value of at least {low:g}"
-        )
+        bounds = [f"at least {low:g}" if low is not None else "", f"at most {high:g}" if high is not None else ""]
+        if low is not None and high is not None:
+            bounds = [f"from {low:g} to {high:g}"]
+        raise ConfigError(f"{key} {value}: give a value {' '.join(b for b in bounds if b)}")
 
 
 SHADOWS = {"sample_frac": ("train_sample_frac", "test_sample_frac")}
