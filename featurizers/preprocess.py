@@ -39,6 +39,8 @@ from featurizers.zoo import Preprocessing
 # Pillow's own default ceiling (about 89.5 megapixels); above it a file is refused as a
 # possible decompression bomb before any pixel is decoded.
 DEFAULT_MAX_PIXELS = 89_478_485
+# What a reader hands on for a listed path that is no longer a regular file (no image starts so).
+NOT_A_FILE = b"\0landuse: not a regular file\0"
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -63,6 +65,8 @@ def decode_rgb_noted(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -
     """:func:`decode_rgb`, and the note saying how the pixels were changed (None: as stored)."""
     if data is None:  # listed, then gone before its bytes were read (folders.attach_images)
         raise RejectedImage("vanished", "the file was removed between listing and reading")
+    if data == NOT_A_FILE:
+        raise RejectedImage("not_a_file", "replaced by a FIFO or device between listing and reading")
     if len(data) == 0:
         raise RejectedImage("empty", "no bytes")
     try:

@@ -136,7 +136,7 @@ def test_task_start_trim_keeps_zip_imports_working(tmp_path):
             sys.modules.pop(name, None)
 
 
-def test_a_tile_removed_between_listing_and_reading_is_a_reject_and_the_rest_is_scored(spark, tmp_path):
+def test_a_tile_removed_or_swapped_for_a_fifo_after_listing_is_a_reject_and_the_rest_is_scored(spark, tmp_path):
     import shutil
 
     from featurizers.pixels import PixelFeaturizer
@@ -149,7 +149,10 @@ def test_a_tile_removed_between_listing_and_reading_is_a_reject_and_the_rest_is_
         shutil.copy(os.path.join(os.path.dirname(__file__), "fixtures", "saved_model", "images", f"red_{i}.png"), tiles)
     rows = folders.load_unlabelled(spark, LocalStorage(tiles), 1.0, 42)  # listed on the driver
     (tiles / "red_2.png").unlink()  # gone before an executor reads it
+    (tiles / "red_3.png").unlink()
+    os.mkfifo(tiles / "red_3.png")  # swapped for a FIFO: an open() for reading would block forever
     out = {r["path"].rsplit("/", 1)[1]: r["reject_reason"] for r in PixelFeaturizer().transform(rows).collect()}
     assert len(out) == 4
     assert out.pop("red_2.png").startswith("vanished:")
+    assert out.pop("red_3.png").startswith("not_a_file:")
     assert set(out.values()) == {None}

@@ -300,3 +300,100 @@ def test_a_scene_list_names_each_file_once_and_resolves_against_its_folder(spark
     rows = list_scenes(spark, str(listing), skipped)[0].collect()
     assert [r["path"] for r in rows] == [str(scene)]
     assert skipped["duplicate"] == 3
+
+
+def _class_raster(west: float, cells: list[list[int]], labels: list[str], crs: str = "EPSG:32614") -> bytes:
+    """A class raster as landuse-score writes it: 100 m cells (1 ha), one row per list."""
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
+
+    values = np.array(cells, dtype=np.uint8)
+    profile = {"driver": "GTiff", "width": values.shape[1], "height": values.shape[0], "count": 1, "dtype": "uint8"}
+    with MemoryFile() as mem:
+        transform = from_origin(west, 5_300_000, 100, 100)
+        with mem.open(**profile, crs=crs, transform=transform, nodata=255) as ds:
+            ds.write(values, 1)
+            ds.update_tags(CLASS_NAMES=json.dumps(labels))
+        return mem.read()
+
+
+def test_a_run_changed_against_itself_changes_nothing_and_overlaps_count_once():
+    """Two scenes of one run overlapping by two cells: the ground is compared once (case 4)."""
+    from jobs.maps.change import compare
+
+    labels = ["Farmland", "Pond"]
+    run = {
+        "east": _class_raster(500_200, [[1, 1, 0, 0]], labels),  # 500200-500600
+        "west": _class_raster(500_000, [[255, 0, 0, 1]], labels),  # 500000-500400, first cell nodata
+    }
+    same = compare(run, run)
+    assert same["changed_ha"] == 0.0
+    assert same["compared_ha"] == pytest.approx(5.0)  # 6 ha of ground, 1 ha nodata
+    assert same["nodata_at_either_date_ha"] == pytest.approx(1.0)  # nodata at both dates counts too
+    assert same["area_ha"]["a"] == same["area_ha"]["b"] == {"Farmland": 3.0, "Pond": 2.0}  # "east" wins its cells
+    later = {"all": _class_raster(500_000, [[1, 1, 1, 1, 1, 1]], list(reversed(labels)))}  # 0 = Pond here
+    moved = compare(run, later)
+    assert moved["compared_ha"] == pytest.approx(5.0) and moved["changed_ha"] == pytest.approx(2.0)
+    assert moved["area_ha"]["b"] == {"Farmland": 5.0, "Pond": 0.0}
+    assert moved["mapped_at_one_date_only_ha"] == {"a": 0.0, "b": 0.0}
+
+
+def test_nan_in_a_float_scene_is_nodata_even_undeclared(tmp_path):
+    """A float scene with NaN and no nodata value: NaN windows are nodata, the rest stretch (case 5)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from jobs.scenes.windows import SceneOptions, header, read_window_rgb
+    from jobs.storage import Reader
+
+    rng = np.random.default_rng(5)
+    values = rng.uniform(100, 4000, (3, 120, 120)).astype(np.float32)
+    values[:, :60, :60] = np.nan  # the top-left window, no nodata declared
+    path = tmp_path / "float.tif"
+    profile = {"driver": "GTiff", "width": 120, "height": 120, "count": 3, "dtype": "float32"}
+    with rasterio.open(path, "w", **profile, crs="EPSG:32614", transform=from_origin(500_000, 5_300_000, 5, 5)) as ds:
+        ds.write(values)
+    opts = SceneOptions(tile_px=60).check()
+    head = header(str(path), "f", Reader(), opts)
+    assert head["scene_reject"] is None and all(np.isfinite(head["lo"] + head["hi"]))
+    got = [read_window_rgb(str(path), r, c, 60, head["lo"], head["hi"], Reader(), opts) for r in (0, 1) for c in (0, 1)]
+    assert got[0] == (None, "nodata: 100% of the window")
+    assert all(reason is None and rgb.std() > 10 for rgb, reason in got[1:])  # stretched, not black
+
+
+def test_a_scene_swapped_for_a_fifo_is_a_reason_not_a_hang(tmp_path):
+    """Case 11 for scenes: GDAL would block opening a FIFO; the header says why instead."""
+    from jobs.scenes.windows import SceneOptions, header
+    from jobs.storage import Reader
+
+    os.mkfifo(tmp_path / "scene.tif")
+    row = header(str(tmp_path / "scene.tif"), "s", Reader(), SceneOptions(tile_px=8).check())
+    assert row["scene_reject"] == f"not_a_raster: not a regular file: {tmp_path / 'scene.tif'}"
+
+
+def test_links_are_followed_inside_the_root_only_for_reads_and_writes(tmp_path):
+    """Case 12: a tile linking outside its folder is a counted skip; a storage folder linking
+    outside the root is refused before anything is written there."""
+    from jobs.storage import StorageError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(_png())
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    (tiles / "a.png").write_bytes(_png())
+    os.symlink(tiles / "a.png", tiles / "alias.png")  # inside: followed
+    os.symlink(outside / "secret.png", tiles / "b.png")
+    os.symlink(outside, tiles / "more")
+    skipped: Counter[str] = Counter()
+    assert sorted(LocalStorage(tiles).iter_files(skipped=skipped)) == ["a.png", "alias.png"]
+    assert skipped == {"link_outside": 2}
+    root = tmp_path / "store"
+    root.mkdir()
+    os.symlink(outside, root / "predictions")
+    store = LocalStorage(root)
+    with pytest.raises(StorageError, match="a link leads outside the storage root"):
+        store.write_bytes(b"rows", "predictions", "m", "part.parquet")
+    with pytest.raises(StorageError, match="a link leads outside the storage root"):
+        store.uri("predictions", "m")  # what Spark would be handed to write to
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]

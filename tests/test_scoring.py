@@ -58,6 +58,17 @@ def test_incremental_scores_each_tile_once(spark, model_storage, fixtures, tmp_p
     complete = [p for p in (root.root / PREDICTIONS / "m").iterdir() if (p / "_SUCCESS").exists()]
     paths = [r["path"] for p in complete for r in spark.read.parquet(str(p)).select("path").collect()]
     assert len(paths) == len(set(paths)) == 9
+    # A tile truncated when first seen is a reject that can heal: repaired, the next run scores it.
+    good = sorted((fixtures / "aerial" / "train" / "Barren").iterdir())[3]
+    (tiles / "late.png").write_bytes(good.read_bytes()[:200])
+    shutil.copy(good, tiles / "new.png")
+    broken = _score(spark, root, tiles, incremental=True)
+    assert broken["n_tiles"] == 2 and broken["n_rejected"] == 1
+    assert set(broken["rejected_by_reason"]) <= {"truncated", "decode_error"}
+    (tiles / "late.png").write_bytes(good.read_bytes())
+    healed = _score(spark, root, tiles, incremental=True)
+    assert healed["n_tiles"] == 1 and healed["n_rejected"] == 0
+    assert _score(spark, root, tiles, incremental=True)["n_tiles"] == 0  # scored now: done
 
 
 def test_lock_liveness_takeover_and_fencing(spark, model_storage, fixtures, capsys, monkeypatch):

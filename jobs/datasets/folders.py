@@ -42,9 +42,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
+from featurizers.preprocess import NOT_A_FILE
 from jobs.datasets import DatasetError, sample
 from jobs.runtime.spark import is_connect, parallelism
-from jobs.storage import HadoopStorage, Reader, Storage, StorageError, temp_dir
+from jobs.storage import HadoopStorage, NotAFileError, Reader, Storage, StorageError, temp_dir
 
 FILES_PER_PARTITION = 256
 NAMES = StructType([StructField("path", StringType(), False), StructField("label", StringType(), True)])
@@ -200,6 +201,8 @@ def attach_images(spark: SparkSession, location: Storage, names: DataFrame, top:
             return reader.read(path)
         except FileNotFoundError:  # removed since the listing: a reject (vanished), not a failed run
             return None
+        except NotAFileError:  # a FIFO or device swapped in since the listing: a reject, never a hang
+            return NOT_A_FILE
 
     @F.pandas_udf(BinaryType())  # type: ignore[call-overload]
     def read(paths: Iterator[pd.Series]) -> Iterator[pd.Series]:

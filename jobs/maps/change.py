@@ -1,12 +1,17 @@
 """Land-use change between two scene scoring runs: area per class at each date, the from → to
 matrix in hectares, and, where both runs were assessed against NDWI, how sure the water change is.
 
-Each class raster of run A (``maps/<model>/<run_a>/<scene>.tif``) is paired with every class
-raster of run B in the same CRS whose footprint intersects it; B's classes are resampled onto
-A's grid (``rasterio.warp.reproject``, nearest), so scenes of different dates, extents or grids
-compare cell by cell. Cells that are nodata (rejected windows) at either date are left out of
-the matrix and counted. Areas come from the grid's affine transform and the CRS's linear unit
-(a projected CRS is needed: degrees have no fixed area; other scenes are skipped, and listed).
+The two runs are compared on one grid: the CRS most of run A's class rasters
+(``maps/<model>/<run_a>/<scene>.tif``) are in, their cell size and the union of their footprints.
+Each run's rasters are resampled onto it (``rasterio.warp.reproject``, nearest; B's in any CRS),
+the first scene in name order winning where two of one run overlap (for B, those in the
+grid's CRS first). So every piece of ground is
+compared once, however many scenes cover it, the compared area never exceeds the ground, and a
+run compared with itself changes nothing. Cells inside both runs' footprints that are nodata
+(rejected windows) at either date are left out of the matrix and counted; ground mapped at one
+date only is counted apart. Areas come from the grid's affine transform and the CRS's linear
+unit (a projected CRS is needed: degrees have no fixed area; A's maps in a geographic or another
+CRS are skipped, and listed).
 
 The water check: ``landuse-assess --reference ndwi`` leaves each window's NDWI water share as a
 raster on the class raster's grid (``assessments/<model>/<run>/ndwi/<scene>.tif``). When both
@@ -67,82 +72,139 @@ def _open(data: bytes) -> tuple[np.ndarray, Any, Any, list[str]]:
         return ds.read(1), ds.transform, ds.crs, json.loads(tags["CLASS_NAMES"]) if "CLASS_NAMES" in tags else []
 
 
+def _grid(opened: dict[str, tuple[np.ndarray, Any, Any, list[str]]]) -> tuple[Any, Any, tuple[int, int], list]:
+    """The common grid: the CRS most of A's maps are in (a projected one), the first such map's
+    cell size, and the union of those maps' footprints. A's maps in another CRS are skipped and
+    listed, so that no ground is compared twice and the grid stays the size of the ground."""
+    from collections import Counter
+
+    from rasterio.transform import array_bounds, from_origin
+
+    skipped = [
+        {"scene": s, "reason": f"areas need a projected CRS, the map has {crs or 'none'}"}
+        for s, (_, _, crs, _) in opened.items()
+        if crs is None or not crs.is_projected
+    ]
+    projected = {s: o for s, o in opened.items() if o[2] is not None and o[2].is_projected}
+    if not projected:
+        why = "; ".join(f"{x['scene']}: {x['reason']}" for x in skipped[:3])
+        raise DatasetError(f"the two runs share no ground that can be measured: {why}")
+    crs = Counter(o[2].to_string() for o in projected.values()).most_common(1)[0][0]
+    skipped += [
+        {"scene": s, "reason": f"compared on one grid in {crs}; this map is in {o[2].to_string()}"}
+        for s, o in projected.items()
+        if o[2].to_string() != crs
+    ]
+    members = [o for o in projected.values() if o[2].to_string() == crs]
+    boxes = np.array([array_bounds(*g.shape, t) for g, t, _, _ in members])  # west, south, east, north
+    res_x, res_y = abs(members[0][1].a), abs(members[0][1].e)
+    west, south, east, north = boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()
+    shape = (max(1, round((north - south) / res_y)), max(1, round((east - west) / res_x)))
+    return members[0][2], from_origin(west, north, res_x, res_y), shape, skipped
+
+
+def _mosaic(
+    rasters: list[tuple[np.ndarray, Any, Any]], grid: tuple[Any, Any, tuple[int, int]], nodata: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rasters`` resampled onto ``grid`` (nearest), the first valid value winning where they
+    overlap, and the cells that any of them covers (nodata cells included)."""
+    from rasterio.warp import Resampling, reproject
+
+    crs, transform, shape = grid
+    dtype = np.float32 if np.isnan(nodata) else np.uint8
+    out = np.full(shape, nodata, dtype=dtype)
+    covered = np.zeros(shape, dtype=bool)
+    for values, t, c in rasters:
+        on = np.full(shape, nodata, dtype=dtype)
+        reproject(values, on, src_transform=t, src_crs=c, dst_transform=transform, dst_crs=crs,
+                  src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest)  # fmt: skip
+        inside = np.zeros(shape, dtype=np.uint8)
+        reproject(np.ones(values.shape, dtype=np.uint8), inside, src_transform=t, src_crs=c, dst_transform=transform,
+                  dst_crs=crs, src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)  # fmt: skip
+        valid = ~np.isnan(on) if np.isnan(nodata) else on != nodata
+        fill = valid & (np.isnan(out) if np.isnan(nodata) else out == nodata)
+        out[fill] = on[fill]
+        covered |= inside.astype(bool)
+    return out, covered
+
+
+def _labelled(opened: dict[str, tuple[np.ndarray, Any, Any, list[str]]], labels: list[str]) -> list[tuple]:
+    """Each map's cells as indices into the common ``labels`` (runs may list classes apart)."""
+    out = []
+    for values, t, crs, names in opened.values():
+        lookup = np.full(256, NODATA, dtype=np.uint8)
+        lookup[: len(names)] = [labels.index(n) for n in names]
+        out.append((lookup[values], t, crs))
+    return out
+
+
 def compare(
     a: dict[str, bytes],
     b: dict[str, bytes],
     shares_a: dict[str, bytes] | None = None,
     shares_b: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Areas and transitions over every overlapping (A scene, B scene) pair; the water check
-    when both runs' NDWI shares are given."""
-    from rasterio.coords import BoundingBox, disjoint_bounds
-    from rasterio.transform import array_bounds
-    from rasterio.warp import Resampling, reproject
+    """Areas and transitions on one grid over the ground both runs mapped; the water check when
+    both runs' NDWI shares are given.
 
-    opened_b = {k: _open(v) for k, v in b.items()}
-    check = shares_a is not None and shares_b is not None
-    labels: list[str] = []
-    moves: dict[tuple[str, str], float] = {}
-    pairs, unpaired_ha, skipped = [], 0.0, []
-    cells: list[tuple[np.ndarray, ...]] = []  # per pair: water at A/B (map), shares at A/B, cell area
-    for scene_a, data in sorted(a.items()):
-        grid_a, t_a, crs_a, labels_a = _open(data)
-        if crs_a is None or not crs_a.is_projected:
-            skipped.append({"scene": scene_a, "reason": f"areas need a projected CRS, the map has {crs_a or 'none'}"})
-            continue
-        cell_ha = abs(t_a.determinant) * crs_a.linear_units_factor[1] ** 2 / 10_000.0
-        box_a = BoundingBox(*array_bounds(*grid_a.shape, t_a))
-        share_a = _open(shares_a[scene_a])[0] if check and scene_a in shares_a else None  # type: ignore[index]
-        for scene_b, (grid_b, t_b, crs_b, labels_b) in sorted(opened_b.items()):
-            if crs_b != crs_a or disjoint_bounds(box_a, BoundingBox(*array_bounds(*grid_b.shape, t_b))):
-                continue
-            on_a = np.full(grid_a.shape, NODATA, dtype=np.uint8)
-            reproject(grid_b, on_a, src_transform=t_b, src_crs=crs_b, dst_transform=t_a, dst_crs=crs_a,
-                      src_nodata=NODATA, dst_nodata=NODATA, resampling=Resampling.nearest)  # fmt: skip
-            both = (grid_a != NODATA) & (on_a != NODATA)
-            pairs.append({"a": scene_a, "b": scene_b, "cells": int(both.sum()), "cell_ha": cell_ha})
-            unpaired_ha += float(((grid_a != NODATA) & ~both).sum()) * cell_ha
-            for i, j in zip(grid_a[both].tolist(), on_a[both].tolist(), strict=True):
-                key = (labels_a[i], labels_b[j])
-                moves[key] = moves.get(key, 0.0) + cell_ha
-            for lab in (*labels_a, *labels_b):
-                if lab not in labels:
-                    labels.append(lab)
-            if share_a is not None and scene_b in (shares_b or {}):
-                grid_sb, t_sb, _, _ = _open(shares_b[scene_b])  # type: ignore[index]
-                share_b = np.full(grid_a.shape, np.nan, dtype=np.float32)
-                reproject(grid_sb, share_b, src_transform=t_sb, src_crs=crs_b, dst_transform=t_a, dst_crs=crs_a,
-                          src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)  # fmt: skip
-                water_a = np.isin(grid_a, [i for i, x in enumerate(labels_a) if is_water(x)])
-                water_b = np.isin(on_a, [i for i, x in enumerate(labels_b) if is_water(x)])
-                ok = both & np.isfinite(share_a) & np.isfinite(share_b)
-                cells.append((water_a[ok], water_b[ok], share_a[ok], share_b[ok], np.full(int(ok.sum()), cell_ha)))
-    if not pairs:
-        why = "; ".join(f"{x['scene']}: {x['reason']}" for x in skipped[:3])
+    Each run's maps are first laid onto one common grid (see :func:`_grid`), so ground that two
+    overlapping scenes of one run both cover is compared once, and a run compared with itself
+    changes nothing."""
+    opened_a = {k: _open(v) for k, v in sorted(a.items())}
+    opened_b = {k: _open(v) for k, v in sorted(b.items())}
+    crs, transform, shape, skipped = _grid(opened_a)
+    grid = (crs, transform, shape)
+    kept_a = {k: o for k, o in opened_a.items() if o[2] == crs}
+    # B's maps in the grid's own CRS first: where B's scenes overlap, the one not resampled wins.
+    opened_b = dict(sorted(opened_b.items(), key=lambda kv: (kv[1][2] != crs, kv[0])))
+    labels = sorted({n for o in (*kept_a.values(), *opened_b.values()) for n in o[3]})
+    map_a, in_a = _mosaic(_labelled(kept_a, labels), grid, NODATA)
+    map_b, in_b = _mosaic(_labelled(opened_b, labels), grid, NODATA)
+    both = (map_a != NODATA) & (map_b != NODATA)
+    if not both.any():
         raise DatasetError(
-            f"the two runs share no ground: no class rasters in the same CRS overlap{'; ' + why if why else ''}"
+            f"the two runs share no ground: run A's maps cover {_box(transform, shape)} in {crs}, "
+            "and no map of run B has a scored window there"
         )
-    labels.sort()
-    area_a: dict[str, float] = {}
-    area_b: dict[str, float] = {}
-    for (fa, fb), ha in moves.items():
-        area_a[fa] = area_a.get(fa, 0.0) + ha
-        area_b[fb] = area_b.get(fb, 0.0) + ha
-    total = sum(area_a.values())
+    cell_ha = abs(transform.determinant) * crs.linear_units_factor[1] ** 2 / 10_000.0
+    k = len(labels)
+    moves = np.bincount(map_a[both].astype(np.int64) * k + map_b[both], minlength=k * k).reshape(k, k) * cell_ha
+    check = None
+    if shares_a is not None and shares_b is not None:
+        share_a, _ = _mosaic([_open(shares_a[s])[:3] for s in kept_a if s in shares_a], grid, np.nan)
+        share_b, _ = _mosaic([_open(shares_b[s])[:3] for s in opened_b if s in shares_b], grid, np.nan)
+        water = np.array([is_water(x) for x in labels] + [False] * (256 - k))
+        ok = both & np.isfinite(share_a) & np.isfinite(share_b)
+        if ok.any():
+            area = np.full(int(ok.sum()), cell_ha)
+            check = water_check([(water[map_a[ok]], water[map_b[ok]], share_a[ok], share_b[ok], area)])
+    footprint = in_a & in_b
     return {
         "labels": labels,
         "area_ha": {
-            "a": {k: round(area_a.get(k, 0.0), 4) for k in labels},
-            "b": {k: round(area_b.get(k, 0.0), 4) for k in labels},
+            "a": {lab: round(float(moves[i].sum()), 4) for i, lab in enumerate(labels)},
+            "b": {lab: round(float(moves[:, i].sum()), 4) for i, lab in enumerate(labels)},
         },
-        "transitions_ha": [[round(moves.get((fa, fb), 0.0), 4) for fb in labels] for fa in labels],
-        "changed_ha": round(total - sum(moves.get((k, k), 0.0) for k in labels), 4),
-        "compared_ha": round(total, 4),
-        "nodata_at_either_date_ha": round(unpaired_ha, 4),
-        "pairs": pairs,
+        "transitions_ha": np.round(moves, 4).tolist(),
+        "changed_ha": round(float(moves.sum() - np.trace(moves)), 4),
+        "compared_ha": round(float(moves.sum()), 4),
+        "nodata_at_either_date_ha": round(float((footprint & ~both).sum()) * cell_ha, 4),
+        "mapped_at_one_date_only_ha": {
+            "a": round(float(((map_a != NODATA) & ~in_b).sum()) * cell_ha, 4),
+            "b": round(float(((map_b != NODATA) & ~in_a).sum()) * cell_ha, 4),
+        },
+        "grid": {"crs": crs.to_string(), "cell_ha": cell_ha, "shape": list(shape)},
+        "scenes": {"a": list(kept_a), "b": list(opened_b)},
         "skipped": skipped,
-        "water_check": water_check(cells) if cells else None,
+        "water_check": check,
     }
+
+
+def _box(transform: Any, shape: tuple[int, int]) -> str:
+    from rasterio.transform import array_bounds
+
+    west, south, east, north = array_bounds(*shape, transform)
+    return f"({west:.0f}, {south:.0f}) - ({east:.0f}, {north:.0f})"
 
 
 def water_check(cells: list[tuple[np.ndarray, ...]]) -> dict[str, Any]:

@@ -14,6 +14,15 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import NOTE_COL
 
+# Reject codes that can heal: the file was half-written, moving, or briefly unreadable. An
+# incremental run scores such inputs again; the others (not an image, too large…) stay done.
+HEALABLE = ("vanished", "empty", "truncated", "decode_error", "read_error", "not_a_file")
+
+
+def healable(col: str = "reject_reason") -> Column:
+    """True where the row's reject code is one that can heal."""
+    return F.substring_index(col, ":", 1).isin(*HEALABLE) & F.col(col).isNotNull()
+
 
 def top_probability(predictions: DataFrame, col: str = "probability") -> Column:
     """The largest class probability; null where the prediction was masked, or where the

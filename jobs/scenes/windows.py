@@ -16,8 +16,8 @@ whole scene; the last row and column may run past the scene's edge, and what lie
 as nodata. ``tile_px`` is given, or comes from ``tile_m`` (metres) over the scene's ground
 resolution (metres for projected CRSs, a geodesic distance on the scene's ellipsoid for
 geographic ones, via pyproj). A window in which more than ``max_nodata`` of the pixels are
-nodata (the scene's nodata value, its mask, or outside the scene) is rejected as ``nodata`` and
-never scored as land.
+nodata (the scene's nodata value, its mask, NaN in a float scene, or outside the scene) is
+rejected as ``nodata`` and never scored as land.
 
 Values: 8-bit bands are used as they are. Other types (16-bit NAIP/Sentinel/Planet, float) are
 stretched per scene and band, linearly from their 2nd to 98th percentile to 0..255 (computed
@@ -41,6 +41,7 @@ import math
 import os
 import posixpath
 import re
+import stat
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ from pyspark.sql.types import (
 from jobs.datasets import DatasetError
 from jobs.datasets.folders import names_frame
 from jobs.runtime.spark import parallelism
-from jobs.storage import Reader, Storage, StorageError, open_storage
+from jobs.storage import NotAFileError, Reader, Storage, StorageError, open_storage
 
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".tfw", ".prj", ".xml", ".qml", ".txt", ".md")
 SCENES_PER_TASK = 64
@@ -249,6 +250,8 @@ def open_scene(path: str, reader: Reader) -> Any:
         _OPEN.move_to_end(path)
         return ds
     opener = reader.opener()
+    if opener is None and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotAFileError(f"not a regular file: {path}")  # GDAL would block on a FIFO
     ds = rasterio.open(path, opener=opener) if opener is not None else rasterio.open(path)
     _OPEN[path] = ds
     while len(_OPEN) > _OPEN_MAX:
@@ -352,6 +355,7 @@ def stretch(ds: Any, opts: SceneOptions) -> tuple[list[float], list[float]]:
     lo, hi = [], []
     for band in data:
         valid = band.compressed()
+        valid = valid[np.isfinite(valid)]  # NaN is nodata, declared or not
         a, b = np.percentile(valid, [2, 98]) if valid.size else (0.0, 1.0)
         lo.append(float(a))
         hi.append(float(b) if b > a else float(a) + 1.0)
@@ -459,6 +463,11 @@ def read_window_rgb(
                 return None, f"read_error: {_short(exc)}"
             time.sleep(0.5 * 2**attempt)
     mask = np.ma.getmaskarray(data).any(axis=0)
+    if data.dtype.kind == "f":  # NaN (and inf) are nodata even where the scene declares none
+        mask |= ~np.isfinite(np.ma.getdata(data)).all(axis=0)
+        share = float(mask.mean())
+        if share > opts.max_nodata:
+            return None, f"nodata: {share:.0%} of the window"
     lo_, hi_ = np.asarray(lo, np.float32)[:, None, None], np.asarray(hi, np.float32)[:, None, None]
     scaled = (np.ma.getdata(data).astype(np.float32) - lo_) * (255.0 / (hi_ - lo_))
     rgb = np.clip(scaled, 0, 255).astype(np.uint8)

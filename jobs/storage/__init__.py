@@ -21,6 +21,7 @@ from jobs.storage.base import (
     Storage,
     StorageError,
 )
+from jobs.storage.errors import NotAFileError
 from jobs.storage.factory import open_storage, reader_for
 from jobs.storage.hadoop import HadoopStorage
 from jobs.storage.local import LocalStorage
@@ -41,6 +42,7 @@ __all__ = [
     "TRAINED",
     "HadoopStorage",
     "LocalStorage",
+    "NotAFileError",
     "Reader",
     "Storage",
     "StorageError",

@@ -24,6 +24,8 @@ visible when its ``_SUCCESS`` is written, after every part; a saved model when i
 from __future__ import annotations
 
 import json
+import os
+import stat
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +36,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.runtime.redact import redact_obj
-from jobs.storage.errors import StorageError
+from jobs.storage.errors import NotAFileError, StorageError
 from jobs.storage.models import CARD, ModelCommit, check_stage_classes
 
 __all__ = ["Reader", "SparkTables", "Storage", "StorageError"]
@@ -55,7 +57,12 @@ class Reader:
     """Reads whole files by the URI a listing gave; picklable, so executors carry it."""
 
     def read(self, uri: str) -> bytes:
-        with open(uri, "rb") as f:
+        # Non-blocking open and the kind checked on the opened descriptor: a FIFO swapped in
+        # after the listing would otherwise block this task forever.
+        fd = os.open(uri, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotAFileError(f"not a regular file: {uri}")
             return f.read()
 
     def local_copy(self, uri: str) -> str:

@@ -40,6 +40,8 @@ class LocalStorage(SparkTables):
         path = self.root.joinpath(*parts)
         if any(p in ("", ".", "..") for part in parts for p in part.split("/")) or not path.is_relative_to(self.root):
             raise StorageError(f"{path}: not a path inside the storage root {self.root}")
+        if parts and not path.resolve().is_relative_to(self.root):  # links are followed inside the root only
+            raise StorageError(f"{path}: a link leads outside the storage root {self.root}")
         return path
 
     def exists(self, *parts: str) -> bool:
@@ -122,6 +124,9 @@ class LocalStorage(SparkTables):
                         st = entry.stat()  # follows links
                     except OSError:
                         skipped["broken_link"] += 1
+                        continue
+                    if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(self.root):
+                        skipped["link_outside"] += 1  # followed inside the root only
                         continue
                     if stat.S_ISDIR(st.st_mode):
                         if (st.st_dev, st.st_ino) in seen:

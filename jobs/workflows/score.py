@@ -21,7 +21,7 @@ from jobs.classifiers import connect
 from jobs.config import ConfigError, ScoreConfig
 from jobs.datasets import DatasetError, folders
 from jobs.predictions import smoothing
-from jobs.predictions.tables import counts_by_code, prediction_table, top_k
+from jobs.predictions.tables import counts_by_code, healable, prediction_table, top_k
 from jobs.runtime.provenance import new_run_id
 from jobs.runtime.spark import is_connect, say, timed
 from jobs.runtime.suggest import did_you_mean
@@ -143,18 +143,26 @@ def _labels(model: PipelineModel | connect.ConnectModel) -> list[str]:
 
 
 def previously_scored(spark: SparkSession, storage: Storage, name: str) -> DataFrame | None:
-    """Paths scored by this model's completed runs (an interrupted run, without _SUCCESS, counts not)."""
+    """Paths scored by this model's completed runs (an interrupted run, without _SUCCESS, counts not).
+
+    A path counts as scored once a completed run has it with no reject that can heal
+    (:data:`~jobs.predictions.tables.HEALABLE`): a tile truncated in one run, then repaired, is
+    scored by the next; a scene with a window that could not be read is mapped again whole."""
     try:
         runs = {f.split("/", 1)[0] for f in storage.list_files(PREDICTIONS, name) if "/" in f}
         runs = {r for r in runs if not r.endswith(".csv")}
     except StorageError:
         return None
     done = [
-        storage.read_table(spark, PREDICTIONS, name, r).select("path")
+        storage.read_table(spark, PREDICTIONS, name, r)
+        .groupBy("path")
+        .agg(F.max(healable().cast("int")).alias("heal"))
+        .where("heal = 0")
+        .select("path")
         for r in sorted(runs)
         if storage.table_complete(PREDICTIONS, name, r)
     ]
-    return functools.reduce(DataFrame.unionByName, done) if done else None
+    return functools.reduce(DataFrame.unionByName, done).distinct() if done else None
 
 
 def executor_tasks(spark: SparkSession) -> dict[str, int]:
