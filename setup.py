@@ -70,6 +70,7 @@ setup(
             "matplotlib>=3.8",
             "mlflow-skinny>=2.16",
             "psutil>=5.9",  # tests find and kill training processes
+            "hypothesis>=6.100",  # property tests: names, list files, scene ids
             "cryptography>=41",  # a self-signed certificate for Azurite's HTTPS (token auth)
             # DuckDB spatial reads the maps' GeoParquet; the extension's wheel is locked to its DuckDB.
             "duckdb==1.5.5",

@@ -29,6 +29,7 @@ LITE0_FLAGS += ["--val_ratio", "0"]
 # Slowest last (spark-submit end to end, Azurite, the standalone cluster); the rest keep
 # pytest's order. Measured on 2 cores: see the durations `make test` prints.
 SLOW_LAST = (
+    "test_faults",
     "test_trust",
     "test_install",
     "test_connect",

@@ -359,6 +359,9 @@ def test_nan_in_a_float_scene_is_nodata_even_undeclared(tmp_path):
     got = [read_window_rgb(str(path), r, c, 60, head["lo"], head["hi"], Reader(), opts) for r in (0, 1) for c in (0, 1)]
     assert got[0] == (None, "nodata: 100% of the window")
     assert all(reason is None and rgb.std() > 10 for rgb, reason in got[1:])  # stretched, not black
+    # Case 7: a window smaller than a pixel would make as many windows as pixels, each one blank.
+    small = header(str(path), "f", Reader(), SceneOptions(tile_m=1.0).check())["scene_reject"]
+    assert small == "tile_too_small: a 1 m window is less than one 5 m pixel"
 
 
 def test_a_scene_swapped_for_a_fifo_is_a_reason_not_a_hang(tmp_path):

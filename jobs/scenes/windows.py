@@ -300,6 +300,8 @@ def header(path: str, sid: str, reader: Reader, opts: SceneOptions) -> dict[str,
         tile = opts.tile_px
     elif res is None:
         return row | {"scene_reject": "no_crs: a tile size in metres needs a CRS; give tile_px"}
+    elif opts.tile_m < res:  # a window of less than a pixel: as many windows as pixels, each blank
+        return row | {"scene_reject": f"tile_too_small: a {opts.tile_m:g} m window is less than one {res:g} m pixel"}
     else:
         tile = max(1, round(opts.tile_m / res))
     row |= {
