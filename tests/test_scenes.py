@@ -7,6 +7,7 @@ import shutil
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from conftest import pixel_model, run_notebook
@@ -77,6 +78,7 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
             assert out.crs == src.crs and (crs is None) == (out.crs is None)
             tags = out.tags()
             assert json.loads(tags["CLASS_NAMES"]) == ["Barren", "Developed", "Forest"]
+            assert out.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"  # cloud-optimized, read by ranges
             assert out.colormap(1)[0][:3] != (0, 0, 0)
             classes = out.read(1)
             frame = gpd.read_parquet(f"{maps_dir}/{sid}.parquet")
@@ -91,7 +93,7 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
                 poly = frame[(frame["row"] == r) & (frame["col"] == c)].geometry.iloc[0]
                 xs, ys = zip(*corners, strict=True)
                 assert np.allclose(poly.bounds, (min(xs), min(ys), max(xs), max(ys)))
-                label = frame[(frame["row"] == r) & (frame["col"] == c)]["label"].iloc[0]
+                label = frame[(frame["row"] == r) & (frame["col"] == c)]["predicted_label"].iloc[0]
                 assert (classes[r, c] == 255) == (label is None)
             top_k = json.loads(frame["top_k"].dropna().iloc[0])
             assert len(top_k) == 2 and top_k[0]["probability"] >= top_k[1]["probability"]
@@ -99,6 +101,20 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
         with open(f"{maps_dir}/{sid}.png", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert "paletteEntry" in open(f"{maps_dir}/{sid}.qml").read()
+
+
+def test_a_county_sized_class_raster_is_a_tiled_cog_with_overviews():
+    from rasterio.io import MemoryFile
+
+    from jobs.maps.writer import class_raster
+
+    grid = np.random.default_rng(0).integers(0, 3, (600, 700)).astype(np.uint8)
+    scene = pd.Series({"transform": [500_000.0, 5.0, 0.0, 5_300_000.0, 0.0, -5.0], "tile_px": 60, "crs": "EPSG:32614"})
+    colours = {"a": (1, 2, 3), "b": (4, 5, 6), "c": (7, 8, 9)}
+    with MemoryFile(class_raster(grid, scene, ["a", "b", "c"], colours)) as mem, mem.open() as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and ds.block_shapes == [(256, 256)]
+        assert ds.overviews(1) == [2, 4] and ds.colormap(1)[1][:3] == (4, 5, 6)
+        assert (ds.read(1) == grid).all() and ds.transform.a == 300.0
 
 
 def test_duckdb_spatial_opens_the_footprints_unchanged(scored):

@@ -71,4 +71,4 @@ def test_train_on_a_uc_merced_sample_then_map_a_naip_scene(tmp_path):
         assert set(json.loads(out.tags()["CLASS_NAMES"])) <= set(ucmerced.CLASSES)
     tiles = gpd.read_parquet(f"{maps}/m_4709963_se_14_1_20090818.parquet")
     assert tiles.crs.to_epsg() == 26914 and len(tiles) == 180
-    assert tiles["label"].notna().sum() == scored["n_scored"]
+    assert tiles["predicted_label"].notna().sum() == scored["n_scored"]

@@ -4,7 +4,8 @@ Under ``maps/<model>/<run_id>/``:
 
 * ``<scene>.parquet``: GeoParquet 1.0 (geopandas/pyarrow), one row per window: its footprint
   polygon in the scene's CRS (the ``geo`` metadata carries the CRS as PROJJSON; null for a
-  scene without one), ``scene``, ``row``, ``col``, ``label``, ``probability``, ``top_k`` (JSON
+  scene without one), ``scene``, ``row``, ``col``, ``predicted_label`` (as in the prediction
+  table, where ``label`` is the truth), ``probability``, ``top_k`` (JSON
   text, which every reader shows), ``reject_reason``. geopandas, DuckDB spatial and QGIS open it
   as is. One file a scene, because GeoParquet has one CRS per column and scenes may differ.
 * ``<scene>.tif``: the class raster, one pixel per window, in the scene's CRS; its geotransform
@@ -47,7 +48,7 @@ def geoparquet(windows: pd.DataFrame, scene: pd.Series) -> bytes:
             "scene": windows["scene_id"],
             "row": windows["row"].astype("int32"),
             "col": windows["col"].astype("int32"),
-            "label": windows["map_label"],
+            "predicted_label": windows["map_label"],
             "probability": windows["probability"],
             "top_k": windows["top_k"],
             "reject_reason": windows["reject_reason"],
@@ -89,7 +90,19 @@ def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours:
             dst.write_colormap(1, {i: (*colours[lab], 255) for i, lab in enumerate(labels)} | {NODATA: (0, 0, 0, 0)})
             dst.set_band_description(1, "land use (index into CLASS_NAMES)")
             dst.update_tags(CLASS_NAMES=json.dumps(labels), **{f"CLASS_{i}": lab for i, lab in enumerate(labels)})
-        return bytes(mem.read())
+        return cloud_optimized(mem)
+
+
+def cloud_optimized(mem: Any) -> bytes:
+    """A Cloud-Optimized GeoTIFF copy of a GeoTIFF in memory (GDAL's COG driver: 256 px tiles,
+    nearest-neighbour overviews where the raster is larger than a tile), so QGIS and GDAL read
+    a county's map from Blob Storage by ranges, not whole."""
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy
+
+    with mem.open() as src, MemoryFile() as out:
+        copy(src, out.name, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=256, OVERVIEW_RESAMPLING="NEAREST")
+        return bytes(out.read())
 
 
 def qgis_style(labels: list[str], colours: dict[str, Any]) -> bytes:
