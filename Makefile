@@ -15,7 +15,6 @@ SUBMIT := $(VENV)/bin/spark-submit --driver-memory 4g \
 DATA_MIRROR ?= ../shared/datasets
 NAIP_2009 := $(DEMO)/naip/m_4709963_se_14_1_20090818.tif
 NAIP_2020 := $(DEMO)/naip/m_4709963_se_14_1_20200831.tif
-RUN_ID = $$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' $(1))
 OUT := $(DEMO)/out
 
 .PHONY: demo demo-ucmerced demo-mnist figures test unit lint bench data dist clean
@@ -28,11 +27,12 @@ demo: $(VENV)/.installed data $(DEMO)/.aid.ready
 	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2009) --summary_file $(OUT)/2009.json
 	$(SUBMIT) jobs/score.py --conf conf/aerial_demo.toml --scenes $(NAIP_2020) --summary_file $(OUT)/2020.json
 	$(SUBMIT) jobs/assess.py --output_model_name aid_demo --storage data --reference ndwi \
-		--run $(call RUN_ID,$(OUT)/2009.json) --summary_file $(OUT)/assess_2009.json
+		--run 2009 --summary_file $(OUT)/assess_2009.json
 	$(SUBMIT) jobs/assess.py --output_model_name aid_demo --storage data --reference ndwi \
-		--run $(call RUN_ID,$(OUT)/2020.json) --summary_file $(OUT)/assess_2020.json
-	$(PY) -m jobs.change $(call RUN_ID,$(OUT)/2009.json) $(call RUN_ID,$(OUT)/2020.json) \
+		--run 2020 --summary_file $(OUT)/assess_2020.json
+	$(PY) -m jobs.change --from 2009 --to 2020 \
 		--output_model_name aid_demo --storage data --summary_file $(OUT)/change.json
+	$(PY) -m jobs.runs list --model aid_demo --storage data
 
 # UC Merced (0.3 m, 21 urban classes): its own model, for tile sets at its resolution.
 demo-ucmerced: $(VENV)/.installed data

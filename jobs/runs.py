@@ -1,7 +1,9 @@
-"""The run history: one record per training run in ``<storage>/runs/index.jsonl``, and its CLI.
+"""The run history: one record per run (train, score, assess, change) in
+``<storage>/runs/index.jsonl``, and its CLI.
 
     python -m jobs.runs list                       # every run, newest last
-    python -m jobs.runs show RUN                   # one run, with per-class metrics
+    python -m jobs.runs list --kind score --model aid_demo   # one kind, one model
+    python -m jobs.runs show RUN                   # one run (a training run with per-class metrics)
     python -m jobs.runs compare RUN RUN            # two runs side by side
     python -m jobs.runs best --metric accuracy     # the best run (or macro_f1, images_per_s)
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         flags = argparse.ArgumentParser(add_help=False)
         flags.add_argument("--storage", default=default or "data", help="storage root (default ./data)")
         flags.add_argument("--json", action="store_true", default=default or False, help="machine-readable output")
+        flags.add_argument("--kind", choices=history.KINDS, default=default, help="only runs of this kind")
+        flags.add_argument("--model", "--output_model_name", dest="model", default=default, help="only this model")
         return flags
 
     common = common_flags(argparse.SUPPRESS)  # after the command: set only when given
@@ -49,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args.metric = getattr(args, "metric", "accuracy")
     runs = [getattr(args, k) for k in ("run", "run_a", "run_b") if getattr(args, k, None)]
     try:
-        out, text = history.query(history.load(open_storage(args.storage)), args.command, runs, args.metric)
+        storage = open_storage(args.storage)
+        everything = history.load(storage)
+        records = history.select(everything, args.kind, args.model)
+        if args.command == "list" and not records:
+            where = f"{redact(storage.uri())}/runs"
+            why = "no run matches the filters" if everything else f"no run history in {where}"
+            print(f"runs: {why} (give --storage ROOT for another root; the default is ./data)", file=sys.stderr)
+        out, text = history.query(records, args.command, runs, args.metric)
     except UserInputError as exc:
         print(f"runs: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -156,3 +156,34 @@ def test_pixel_featurizer_is_raw_pixels_over_255(spark, fixtures):
     data = (fixtures / "bad" / "rgb_odd_size.png").read_bytes()  # 37 x 301 RGB: grey, then resized
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("L").resize((28, 28)), dtype=np.float32) / 255
     np.testing.assert_array_equal(grey_pixels(data, 28)[0], expected.reshape(-1))
+
+
+def test_one_history_of_every_kind_found_by_kind_model_and_date(tmp_path, capsys):
+    root = LocalStorage(tmp_path / "store")
+    assert runs.main(["--storage", str(root.root), "list"]) == 0  # an empty root says so, and where
+    assert f"no run history in {root.root}/runs" in capsys.readouterr().err
+    old = {"run_id": "20090101T000000Z-aaaaaa", "time": "t", "model": "aid", "accuracy": 0.9}  # before kinds
+    run_history.append(root, old)
+    for run_id, dates in (("20260101T000000Z-bbbbbb", ["2009-08-18"]), ("20260102T000000Z-cccccc", ["2020-08-31"])):
+        summary = {"run_id": run_id, "model": "aid", "n_scored": 192, "dates": dates, "ignored": 1}
+        assert run_history.record_run(root, "score", summary, 0.0) is None
+    run_history.record_run(root, "score", {"run_id": "20260103T000000Z-dddddd", "model": "other", "dates": []}, 0.0)
+    change = {"model": "aid", "run_a": "x", "run_b": "y", "changed_ha": 3.5, "dates": ["2009", "2020"]}
+    run_history.record_run(root, "change", change, 0.0)
+    records = run_history.load(root)
+    assert [run_history.kind(r) for r in records] == ["train", "score", "score", "score", "change"]
+    assert "ignored" not in records[1] and records[1]["n_scored"] == 192
+    assert run_history.by_date(records, "aid", "2009")["run_id"] == "20260101T000000Z-bbbbbb"
+    assert run_history.by_date(records, "aid", "2020-08")["run_id"] == "20260102T000000Z-cccccc"
+    assert run_history.by_date(records, "aid", "20260101T")["run_id"] == "20260101T000000Z-bbbbbb"  # an id too
+    with pytest.raises(run_history.StorageError, match=r"dated '2015'.*dates are 2009-08-18, 2020-08-31"):
+        run_history.by_date(records, "aid", "2015")
+    assert runs.main(["--storage", str(root.root), "--json", "list", "--kind", "score", "--model", "aid"]) == 0
+    assert [r["run_id"][-6:] for r in json.loads(capsys.readouterr().out)] == ["bbbbbb", "cccccc"]
+    assert runs.main(["--storage", str(root.root), "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:3] == ["run_id", "kind", "model"] and len(listing) == 2 + 5
+    assert runs.main(["--storage", str(root.root), "show", "20260102"]) == 0  # a scoring run shows too
+    assert "2020-08-31" in capsys.readouterr().out
+    assert runs.main(["--storage", str(root.root), "list", "--kind", "assess"]) == 0
+    assert "no run matches the filters" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from rasterio.windows import transform as window_transform
 from jobs import change, score, train
 from jobs.datasets import DatasetError
 from jobs.maps import change as change_maps
+from jobs.records import history as run_history
 from jobs.scenes.windows import scene_id
 from jobs.storage import MAPS, LocalStorage
 
@@ -184,6 +185,12 @@ def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures
     with pytest.raises(DatasetError, match="projected CRS"):
         change_maps.compare({"x": a["nir16_wgs84"]}, b)
     assert change.main([scored["run_id"], other["run_id"], "--model", MODEL, "--storage", str(root.root)]) == 0
+    # One history: the scoring runs and the change are in it, and --from/--to find runs there.
+    by_kind = {(r.get("kind"), r["run_id"]) for r in run_history.load(root)}
+    assert {("score", scored["run_id"]), ("score", other["run_id"])} <= by_kind
+    assert change.main(["--from", scored["run_id"][:22], "--to", other["run_id"], "--model", MODEL,
+                        "--storage", str(root.root)]) == 0  # fmt: skip
+    assert sum(k == "change" for k, _ in {(r.get("kind"), r["run_id"]) for r in run_history.load(root)}) == 2
     assert root.exists("changes", MODEL, f"{scored['run_id']}__{other['run_id']}", "change.png")
     # The notebook draws the run's maps and the change between the two runs.
     params = {"storage": str(root.root), "model": MODEL, "run_a": scored["run_id"], "run_b": other["run_id"]}
@@ -298,5 +305,5 @@ def test_windows_that_cannot_be_read_are_retried_then_rejected_with_a_reason(spa
     rows = spark.read.parquet(out["predictions_uri"])
     failed = rows.where("reject_reason like 'read_error:%'").count()
     assert failed > 0 and out["n_tiles"] == 20
-    assert out["n_scored"] + out["n_rejected"] == out["n_tiles"]  # every window has a result
+    assert out["n_scored"] + out["n_rejected"] + out["n_nodata"] == out["n_tiles"]  # every window has a result
     assert rows.where("reject_reason is null and predicted_label is null").count() == 0

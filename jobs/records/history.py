@@ -1,14 +1,21 @@
-"""The run history: one record per training run in ``<storage>/runs/index.jsonl`` (written in the
-same commit as the model it describes), and the views ``landuse-runs`` prints (jobs/runs.py)."""
+"""The run history: one record per run in ``<storage>/runs/index.jsonl``, and the views
+``landuse-runs`` prints (jobs/runs.py).
+
+Every kind of run is there (``kind``): ``train`` (written in the same commit as the model it
+describes; records written before kinds existed are training runs), and ``score``, ``assess``
+and ``change``, appended once their outputs are complete, with the ids and dates that
+``landuse-change`` and ``landuse-assess`` need."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from jobs.runtime.provenance import new_run_id
 from jobs.runtime.redact import redact_obj
-from jobs.storage import RUNS, Storage, StorageError
+from jobs.storage import MAPS, RUNS, Storage, StorageError
 
 INDEX = "index.jsonl"
 METRICS = ("accuracy", "macro_f1", "images_per_s")
@@ -20,6 +27,7 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
     cfg = metrics["config"]
     counts = metrics["counts"]
     return {
+        "kind": "train",
         "run_id": metrics["run_id"],
         "time": metrics["started_at"],
         "dataset": metrics["dataset"],
@@ -48,6 +56,71 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
     }
 
 
+KINDS = ("train", "score", "assess", "change")
+# What a run of each other kind keeps from its summary.
+FIELDS = {
+    "score": (
+        *("model_version", "source", "dates", "n_scenes", "n_tiles", "n_scored", "n_nodata", "n_rejected"),
+        *("images_per_s", "predictions_uri", "maps_uri", "warnings"),
+    ),
+    "assess": ("run", "reference", "dates", "n", "overall_accuracy", "assessment_uri", "warnings"),
+    "change": ("run_a", "run_b", "dates", "compared_ha", "changed_ha", "net_water_change_ha", "change_uri", "warnings"),
+}
+
+
+def record_run(storage: Storage, kind: str, summary: dict[str, Any], started: float) -> str | None:
+    """Appends a score, assess or change run's record; a warning to report when it could not be
+    written (the run's outputs are complete and stay: the history is a record of them)."""
+    record = {
+        "kind": kind,
+        "run_id": summary.get("run_id") or new_run_id(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "model": summary["model"],
+        "seconds": round(time.time() - started, 2),
+    }
+    record |= {k: summary[k] for k in FIELDS[kind] if k in summary}
+    try:
+        append(storage, record)
+    except (OSError, StorageError) as exc:
+        return f"the run history could not be appended to ({type(exc).__name__}): the outputs are complete"
+    return None
+
+
+def kind(record: dict[str, Any]) -> str:
+    return record.get("kind", "train")
+
+
+def select(records: list[dict[str, Any]], kind_: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    """The records of one kind and/or one model."""
+    return [r for r in records if (kind_ is None or kind(r) == kind_) and (model is None or r.get("model") == model)]
+
+
+def by_date(records: list[dict[str, Any]], model: str, when: str) -> dict[str, Any]:
+    """The scoring run of ``model`` whose scenes were taken on ``when`` (a year, month or day:
+    ``2009``, ``2009-08``, ``2009-08-18``), or the run whose id is ``when``; the newest when
+    several complete runs match a date, a one-line error when none does."""
+    scored = select(records, "score", model)
+    ids = [r for r in scored if r["run_id"].startswith(when)]
+    if len(ids) == 1:
+        return ids[0]
+    dated = [r for r in scored if any(d.startswith(when) for d in r.get("dates") or [])]
+    if not dated:
+        seen = sorted({d for r in scored for d in r.get("dates") or []})
+        raise StorageError(
+            f"no scoring run of model {model!r} has scenes dated {when!r} or the id {when!r}"
+            + (f": its runs' dates are {', '.join(seen)}" if seen else ": no dated scoring run in the history")
+        )
+    return dated[-1]
+
+
+def resolve_run(storage: Storage, model: str, when: str) -> str:
+    """A scoring run's id from ``when``: the id itself when that run's maps are there, else the
+    run :func:`by_date` finds in the history (``2009``, ``2020-08-31``, an id prefix)."""
+    if storage.exists(MAPS, model, when, "_SUCCESS"):
+        return when
+    return by_date(load(storage), model, when)["run_id"]
+
+
 def append(storage: Storage, record: dict[str, Any]) -> None:
     """Appends ``record`` as one line of the index (whole, even with concurrent runs)."""
     storage.append_line(json.dumps(redact_obj(record), sort_keys=True), RUNS, INDEX)
@@ -69,7 +142,7 @@ def find(records: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
 
 
 def best(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    measured = [r for r in records if r[metric] is not None]
+    measured = [r for r in select(records, "train") if r.get(metric) is not None]
     if not measured:
         raise StorageError(f"no run has a {metric}")
     return max(measured, key=lambda r: r[metric])
@@ -91,6 +164,8 @@ def _fmt(v: Any) -> str:
 
 LIST_COLUMNS = (
     "run_id",
+    "kind",
+    "model",
     "dataset",
     "pretrained_model_type",
     "classifier",
@@ -102,10 +177,24 @@ LIST_COLUMNS = (
     "images_per_s",
     "seconds",
 )
+# `runs list` of scoring, assessment and change runs: what tells them apart.
+OTHER_COLUMNS = ("run_id", "kind", "model", "time", "dates", "n_scored", "overall_accuracy", "changed_ha", "seconds")
+
+
+def _cell(record: dict[str, Any], key: str) -> Any:
+    value = kind(record) if key == "kind" else record.get(key)
+    if isinstance(value, dict) and "value" in value:  # an estimate with its interval
+        return value["value"]
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or None
+    return value
 
 
 def show(record: dict[str, Any]) -> str:
-    head = table([(k, record[k]) for k in (*LIST_COLUMNS, "model", "time", "code_version", "metrics_uri")], ("", ""))
+    if kind(record) != "train":
+        return table([(k, _cell(record, k)) for k in record], ("", ""))
+    keys = (*LIST_COLUMNS, "time", "code_version", "metrics_uri")
+    head = table([(k, _cell(record, k)) for k in keys], ("", ""))
     params = ", ".join(f"{k}={v}" for k, v in sorted(record["classifier_params"].items()) if k in _TUNABLE)
     per = table(
         [(label, m["precision"], m["recall"], m["f1"], m["support"]) for label, m in record["per_class"].items()],
@@ -118,7 +207,10 @@ _TUNABLE = {"maxIter", "regParam", "elasticNetParam", "numTrees", "maxDepth", "s
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    rows = [(k, a[k], b[k]) for k in LIST_COLUMNS]
+    if kind(a) != "train" or kind(b) != "train":
+        keys = [k for k in (*a, *b) if k not in ("per_class",)]
+        return table([(k, _cell(a, k), _cell(b, k)) for k in dict.fromkeys(keys)], ("", "A", "B"))
+    rows = [(k, _cell(a, k), _cell(b, k)) for k in LIST_COLUMNS]
     labels = sorted(set(a["per_class"]) | set(b["per_class"]))
     rows += [
         (f"f1 {lab}", a["per_class"].get(lab, {}).get("f1"), b["per_class"].get(lab, {}).get("f1")) for lab in labels
@@ -129,7 +221,10 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
 def query(records: list[dict[str, Any]], command: str, runs: Sequence[str], metric: str) -> tuple[Any, str]:
     """What ``runs <command>`` shows: the records (for ``--json``) and their text."""
     if command == "list":
-        return records, table([[r[c] for c in LIST_COLUMNS] for r in records], LIST_COLUMNS)
+        columns = LIST_COLUMNS if all(kind(r) == "train" for r in records) else OTHER_COLUMNS
+        if columns is OTHER_COLUMNS and any(kind(r) == "train" for r in records):
+            columns = (*OTHER_COLUMNS[:4], "pretrained_model_type", "accuracy", *OTHER_COLUMNS[4:])
+        return records, table([[_cell(r, c) for c in columns] for r in records], columns)
     if command == "show":
         one = find(records, runs[0])
         return one, show(one)

@@ -13,6 +13,7 @@ area (:mod:`jobs.maps.assessment`). Written to ``assessments/<model>/<run>/<refe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
 from jobs.maps import assessment, figures, reference
 from jobs.maps.palette import is_water
+from jobs.records import history
 from jobs.runtime.spark import say
 from jobs.scenes import grids
 from jobs.scenes import labels as labels_io
@@ -72,6 +74,28 @@ def assess_run(
     water_classes: Sequence[str] | None,
     green_band: int = 2,
     nir_band: int = 4,
+) -> dict[str, Any]:
+    """Assesses scoring run ``run`` (an id, or the date of its scenes) against ``spec``, and
+    records the assessment in the run history."""
+    started = time.time()
+    run = history.resolve_run(storage, model, run)
+    summary = _assess(spark, storage, model, run, spec, crosswalk, water_classes, green_band, nir_band)
+    warning = history.record_run(storage, "assess", summary, started)
+    if warning:
+        summary["warnings"] = [*summary.get("warnings", []), warning]
+    return summary
+
+
+def _assess(
+    spark: SparkSession,
+    storage: Storage,
+    model: str,
+    run: str,
+    spec: str,
+    crosswalk: Crosswalk | None,
+    water_classes: Sequence[str] | None,
+    green_band: int,
+    nir_band: int,
 ) -> dict[str, Any]:
     windows, scenes = map_windows(spark, storage, model, run)
     legend = storage.read_json(MAPS, model, run, "legend.json")["labels"]

@@ -3,17 +3,33 @@ check against NDWI at both dates (jobs/maps/change.py), written to ``changes/<mo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from jobs.maps.change import class_rasters, compare, picture, run_about, water_shares
+from jobs.records import history
 from jobs.runtime.names import check_name
+from jobs.runtime.spark import say
 from jobs.storage import CHANGES, Storage
 
 
 def change_runs(storage: Storage, model: str, run_a: str, run_b: str) -> dict[str, Any]:
-    """``change.json`` and ``change.png`` of ``run_a`` -> ``run_b``; the summary line's fields."""
+    """``change.json`` and ``change.png`` of ``run_a`` -> ``run_b`` (ids, or the dates of their
+    scenes: ``2009``, ``2020-08-31``); the summary line's fields, also recorded in the history."""
+    started = time.time()
     for kind, value in (("model", model), ("run", run_a), ("run", run_b)):
         check_name(kind, value)
+    run_a, run_b = (history.resolve_run(storage, model, r) for r in (run_a, run_b))
+    if run_a == run_b:
+        say("change", f"both dates name run {run_a}: the change of a run with itself is none")
+    summary = _change(storage, model, run_a, run_b)
+    warning = history.record_run(storage, "change", summary, started)
+    if warning:
+        summary["warnings"] = [*summary["warnings"], warning]
+    return summary
+
+
+def _change(storage: Storage, model: str, run_a: str, run_b: str) -> dict[str, Any]:
     about = [run_about(storage, model, r) for r in (run_a, run_b)]
     result = compare(
         class_rasters(storage, model, run_a),
@@ -33,6 +49,7 @@ def change_runs(storage: Storage, model: str, run_a: str, run_b: str) -> dict[st
     png_uri = storage.write_bytes(picture(result, names[0], names[1]), *folder, "change.png")
     check = result["water_check"]
     return {
+        "model": model,
         "run_a": run_a,
         "run_b": run_b,
         "dates": dates,

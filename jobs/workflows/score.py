@@ -22,10 +22,11 @@ from jobs.config import ConfigError, ScoreConfig
 from jobs.datasets import DatasetError, folders
 from jobs.predictions import smoothing
 from jobs.predictions.tables import counts_by_code, healable, prediction_table, top_k
+from jobs.records import history
 from jobs.runtime.provenance import new_run_id
 from jobs.runtime.spark import is_connect, say, timed
 from jobs.runtime.suggest import did_you_mean
-from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
+from jobs.storage import MAPS, PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 from jobs.storage.lock import held
 from jobs.workflows.score_scenes import score_scenes
 
@@ -34,7 +35,20 @@ LOCK = "_LOCK"
 
 
 def score(spark: SparkSession, cfg: ScoreConfig, storage: Storage) -> dict[str, Any]:
+    """Scores tiles or scenes (see jobs/score.py), then records the run in the run history."""
     started = time.time()
+    summary = _score(spark, cfg, storage, started)
+    summary["source"] = cfg.scenes or cfg.tiles
+    maps = (MAPS, cfg.output_model_name, summary["run_id"], "run.json")
+    if summary.get("maps_uri") and storage.exists(*maps):
+        summary["dates"] = storage.read_json(*maps).get("dates", [])
+    warning = history.record_run(storage, "score", summary, started)
+    if warning:
+        summary["warnings"] = [*summary.get("warnings", []), warning]
+    return summary
+
+
+def _score(spark: SparkSession, cfg: ScoreConfig, storage: Storage, started: float) -> dict[str, Any]:
     run_id = new_run_id()
     name = cfg.output_model_name
     try:
@@ -128,11 +142,12 @@ def score(spark: SparkSession, cfg: ScoreConfig, storage: Storage) -> dict[str, 
 
 
 def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """What the model's training run measured, named so that it never reads as this run's score."""
     return {
-        "accuracy": round(card["accuracy"], 4),
-        "n_train": card["n_train"],
-        "n_test": card["n_test"],
-        "metrics_uri": card["metrics_uri"],
+        "model_test_accuracy": round(card["accuracy"], 4),
+        "model_n_train": card["n_train"],
+        "model_n_test": card["n_test"],
+        "model_metrics_uri": card["metrics_uri"],
     }
 
 

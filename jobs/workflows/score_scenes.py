@@ -84,7 +84,7 @@ def score_scenes(
         stats = _scene_stats(table, card.get("gsd_m"), card.get("gsd_range_m"))
     if stats["scenes"] == 0:
         if done is not None:
-            return {"n_scenes": 0, "n_tiles": 0, "n_scored": 0, "n_rejected": 0, "predictions_uri": None}
+            return {"n_scenes": 0, "n_tiles": 0, "n_scored": 0, "n_nodata": 0, "n_rejected": 0, "predictions_uri": None}
         raise DatasetError(f"no scenes found at {cfg.scenes}")
     if stats["windows"] == 0:  # every scene rejected: nothing to map, and the user must hear why
         first = table.where(F.col("scene_reject").isNotNull()).select("scene_id", "scene_reject").first()
@@ -135,8 +135,9 @@ def score_scenes(
         maps_uri = write_maps(spark, storage, writer, scored, table, parts, labels, reader, opts, fence, about)
     with timed(JOB, "write predictions", timings):
         predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id, before_commit=fence)
-    n_rejected = int(scored.where(F.col("reject_reason").isNotNull()).count())
+    # As the scenes table counts them: nodata windows apart from rejects (unreadable windows).
     n_nodata = int(scored.where(F.col("reject_reason").startswith("nodata")).count())
+    n_rejected = int(scored.where(F.col("reject_reason").isNotNull()).count()) - n_nodata
     scored.unpersist()
     table.unpersist()
     seconds = timings["read windows, featurize and predict"]
@@ -146,7 +147,7 @@ def score_scenes(
         "scenes_rejected_by_reason": stats["rejected_by_reason"],
         "scenes_without_crs": stats["without_crs"],
         "n_tiles": n_windows,
-        "n_scored": n_windows - n_rejected,
+        "n_scored": n_windows - n_rejected - n_nodata,
         "n_nodata": n_nodata,
         "n_rejected": n_rejected,
         "images_per_s": round(n_windows / max(seconds, 1e-9), 2),
