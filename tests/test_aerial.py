@@ -141,15 +141,13 @@ def test_defaults_are_each_data_sets_best_recipe():
         1,
     )
     assert aerial.tune and aerial.val_ratio > 0 and aerial.mmlspark_model_type == "logisticregression"
-    uc = config.TrainConfig(dataset="ucmerced").validate()
-    assert (uc.gsd_m, uc.image_px, uc.data) == (0.3, 256, os.path.abspath(".cache/demo/ucmerced"))  # recorded whole
-    mnist = config.TrainConfig(dataset="mnist").validate()
-    assert (mnist.pretrained_model_type, mnist.pool_grid, mnist.d4, mnist.data) == (
-        "efficientnet_lite0",
-        2,
-        False,
-        os.path.abspath(".cache/demo/mnist"),
-    )
+    uc = config.TrainConfig(dataset="ucmerced", data="uc").validate()
+    assert (uc.gsd_m, uc.image_px, uc.data) == (0.3, 256, os.path.abspath("uc"))  # recorded whole
+    mnist = config.TrainConfig(dataset="mnist", data="m").validate()
+    assert (mnist.pretrained_model_type, mnist.pool_grid, mnist.d4) == ("efficientnet_lite0", 2, False)
+    # Outside make demo (whose confs name the demo copies) no data is an error, not UC Merced.
+    with pytest.raises(config.ConfigError, match=r"^no data: give --data ROOT"):
+        config.TrainConfig(dataset="ucmerced").validate()
     # A setting given wins over the recipe.
     assert config.TrainConfig(dataset="aerial", data="x", d4=False).validate().d4 is False
     with pytest.raises(config.ConfigError, match="d4 averages over rotations"):

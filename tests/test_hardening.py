@@ -111,10 +111,12 @@ def test_signatures_never_reach_logs_or_records():
 def test_a_flag_always_wins_and_the_resolved_configuration_says_from_where(tmp_path, capsys):
     conf = tmp_path / "job.toml"
     conf.write_text("train_sample_frac = 0.5\ntest_sample_frac = 0.4\nseed = 7\nbatch_size = 4\n")
-    cfg = train.parse_args(["--conf", str(conf), "--sample_frac", "0.02", "--seed", "1"])
+    cfg = train.parse_args(["--conf", str(conf), "--sample_frac", "0.02", "--seed", "1", "--data", str(tmp_path)])
     assert (cfg.fraction("train"), cfg.fraction("test"), cfg.seed, cfg.batch_size) == (0.02, 0.02, 1, 4)
     assert cfg.train_sample_frac is None  # --sample_frac on the command line beat the conf's per-split value
-    pinned = train.parse_args(["--conf", str(conf), "--sample_frac", "0.02", "--train_sample_frac", "0.3"])
+    pinned = train.parse_args(
+        ["--conf", str(conf), "--sample_frac", "0.02", "--train_sample_frac", "0.3", "--data", str(tmp_path)]
+    )
     assert (pinned.fraction("train"), pinned.fraction("test")) == (0.3, 0.02)
     rows = config.resolved(cfg)
     assert rows["sample_frac"] == {"value": 0.02, "from": "flag"} and rows["batch_size"]["from"] == "conf"
@@ -233,7 +235,7 @@ def test_huge_integers_in_a_conf_or_a_classifier_table_are_refused(tmp_path):
         train.parse_args(["--conf", str(conf)])
     conf.write_text("[logisticregression]\nmaxIter = 100000000000000000000000\n")
     with pytest.raises(config.ConfigError, match=r"logisticregression.maxIter .*: too large"):
-        train.parse_args(["--conf", str(conf)])
+        train.parse_args(["--conf", str(conf), "--data", str(tmp_path)])
 
 
 def test_scene_flags_given_to_a_tile_run_are_refused():
@@ -271,7 +273,7 @@ def test_a_spark_connect_server_that_is_not_there_is_one_line_not_a_hang(remote,
 
     monkeypatch.setenv("SPARK_REMOTE", remote)
     started = time.monotonic()
-    assert score.main(["--output_model_name", "m"]) == exits.EXIT_BAD_INPUT
+    assert score.main(["--output_model_name", "m", "--tiles", "t"]) == exits.EXIT_BAD_INPUT
     assert time.monotonic() - started < 30
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
@@ -400,3 +402,10 @@ def test_links_are_followed_inside_the_root_only_for_reads_and_writes(tmp_path):
     with pytest.raises(StorageError, match="a link leads outside the storage root"):
         store.uri("predictions", "m")  # what Spark would be handed to write to
     assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]
+
+
+def test_no_tiles_and_no_scenes_is_bad_input_not_the_demo_folder():
+    from jobs import score
+
+    with pytest.raises(config.ConfigError, match="nothing to score: give --tiles FOLDER or --scenes URI"):
+        score.parse_args(["--output_model_name", "m"])

@@ -13,7 +13,7 @@ from typing import Any
 
 from jobs.classifiers import estimators
 from jobs.config.loading import build
-from jobs.config.recipes import DEMO_DATA, RECIPES
+from jobs.config.recipes import RECIPES
 from jobs.runtime.suggest import did_you_mean
 
 SUMMARY_FILE = "summary_file"
@@ -92,8 +92,6 @@ def _default(cls: type, f: dataclasses.Field[Any]) -> str:
     by_dataset = {d: r[f.name] for d, r in RECIPES.items() if f.name in r}
     if default is None and by_dataset:
         return "the data set's recipe: " + ", ".join(f"{d} {json.dumps(v)}" for d, v in by_dataset.items())
-    if default is None and f.name == "data":
-        return "the demo copy: " + ", ".join(f"{d} {v}" for d, v in DEMO_DATA.items())
     if default is None:
         return "unset"
     if isinstance(default, list):

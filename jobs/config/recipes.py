@@ -43,12 +43,6 @@ MNIST: dict[str, Any] = {
 FINETUNE: dict[str, Any] = {"pretrained_model_type": "efficientnet_lite0"}
 
 RECIPES: dict[str, dict[str, Any]] = {"aerial": AERIAL, "aid": AERIAL, "ucmerced": AERIAL, "mnist": MNIST}
-DEMO_DATA = {
-    "aerial": ".cache/demo/ucmerced",
-    "aid": ".cache/demo/aid",
-    "ucmerced": ".cache/demo/ucmerced",
-    "mnist": ".cache/demo/mnist",
-}
 # What a data set module knows about its imagery, recorded in the model card: scoring warns of
 # scenes far from it, and takes its scene windows' size from it.
 IMAGERY: dict[str, dict[str, Any]] = {
@@ -70,6 +64,6 @@ def apply(cfg: Any) -> None:
     recipe = RECIPES.get(cfg.dataset, AERIAL)
     if cfg.pretrained_model_type == "pixels":  # the no-CNN baseline: the recipe's network settings do not apply
         recipe = {**recipe, **NETWORK_KEYS}
-    for key, value in {**recipe, **IMAGERY.get(cfg.dataset, {}), "data": DEMO_DATA.get(cfg.dataset)}.items():
+    for key, value in {**recipe, **IMAGERY.get(cfg.dataset, {})}.items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)

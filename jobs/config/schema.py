@@ -80,7 +80,7 @@ class TrainConfig:
         "releases; mnist: idx files",
         choices=DATASETS,
     )
-    data: str | None = setting(None, "the data set's root (default: its demo copy under .cache/demo/)")
+    data: str | None = setting(None, "the data set's root (required; make demo gives its copies in conf/*.toml)")
     storage: str = setting("data", "storage root: a folder, an Azure Blob/ADLS URI or a Hadoop URI")
     pretrained_model_type: str | None = setting(
         None, "zoo network (efficientnet_lite0, mobilenet_v2, resnet18, …), several joined by '+', or pixels"
@@ -178,6 +178,11 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.precision == "int8" and self.pretrained_model_type == PIXELS:
             raise ConfigError("precision int8 quantizes a network: raw pixels have none")
+        if not self.data:  # last: the other settings' errors are worth hearing first
+            raise ConfigError(
+                "no data: give --data ROOT, the labelled images' root (<class>/* or train/ + test/; "
+                "make demo passes its copies through conf/*.toml)"
+            )
         return self
 
 
@@ -189,7 +194,7 @@ class ScoreConfig:
     """Everything ``jobs/score.py`` needs."""
 
     output_model_name: str = setting("model", "the trained model to score with")
-    tiles: str = setting(".cache/demo/tiles", "folder of images to score (read recursively)")
+    tiles: str | None = setting(None, "folder of images to score, read recursively (or give --scenes)")
     storage: str = setting("data", "storage root: a folder, an Azure Blob/ADLS URI or a Hadoop URI")
     sample_frac: float = setting(1.0, "fraction of tiles to score")
     seed: int = setting(42, "seed of the sample", low=0)
@@ -217,6 +222,8 @@ class ScoreConfig:
     def validate(self) -> ScoreConfig:
         check_name("output_model_name", self.output_model_name)
         self.tiles, self.storage, self.scenes = absolute(self.tiles), absolute(self.storage), absolute(self.scenes)
+        if not self.tiles and not self.scenes:
+            raise ConfigError("nothing to score: give --tiles FOLDER or --scenes URI")
         if not 0.0 < self.sample_frac <= 1.0:
             raise ConfigError(f"sample_frac {self.sample_frac} is not in (0, 1]")
         if self.precision is not None and self.precision not in PRECISIONS:
