@@ -40,3 +40,17 @@ def test_evaluate_on_spark_skips_rows_without_prediction(spark):
     assert r.n == 4
     assert r.confusion == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     assert np.isclose(r.accuracy, 0.5)
+
+
+def test_splits_too_small_to_trust_or_to_choose_are_warned_with_the_images_needed():
+    from jobs.predictions.metrics import images_needed, small_split_warnings, wilson
+
+    low, high = wilson(11, 11)
+    assert (round(low, 3), high) == (0.741, 1.0)  # 11 of 11: the truth may be 74 %
+    assert images_needed(1.0) == images_needed(0.95) == 73 and images_needed(0.9) == 139
+    tuning = [{"validation_accuracy": 0.8571}] * 3
+    test_warning, val_warning = small_split_warnings(1.0, 11, tuning, 7)
+    assert test_warning.startswith("test accuracy 1.0000 on 11 images: its 95% interval is 0.741-1.000")
+    assert "about 73 test images" in test_warning
+    assert val_warning.startswith("validation split of 7 images is too small to choose settings (3 settings tied")
+    assert small_split_warnings(0.95, 2000, [{"validation_accuracy": a} for a in (0.95, 0.9)], 2000) == []

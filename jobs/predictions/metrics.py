@@ -76,3 +76,48 @@ def evaluate(
         .collect()  # at most k x k rows
     )
     return report(((r[0], r[1], int(r[2])) for r in counts), labels)
+
+
+# How far a split's accuracy may be from the truth before a warning says so: ±5 points (95 %).
+TRUSTED_HALF_WIDTH = 0.05
+Z95 = 1.959964
+
+
+def wilson(correct: float, n: int) -> tuple[float, float]:
+    """The Wilson score 95 % interval of a proportion (sound at 0 and 1, unlike p ± z·se)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def images_needed(accuracy: float, half_width: float = TRUSTED_HALF_WIDTH) -> int:
+    """Images for a 95 % interval of ± ``half_width`` around ``accuracy`` (taken as at most 0.95:
+    a perfect score on a few images says little)."""
+    p = min(max(accuracy, 0.5), 0.95)
+    return int(np.ceil(Z95**2 * p * (1 - p) / half_width**2))
+
+
+def small_split_warnings(accuracy: float, n_test: int, tuning: list[dict[str, Any]] | None, n_val: int) -> list[str]:
+    """Warnings when the test split is too small to trust its accuracy, or the validation split
+    too small to choose between settings (candidates tied, or apart by less than its interval)."""
+    out = []
+    low, high = wilson(accuracy * n_test, n_test)
+    if high - low > 2 * TRUSTED_HALF_WIDTH:
+        out.append(
+            f"test accuracy {accuracy:.4f} on {n_test} images: its 95% interval is {low:.3f}-{high:.3f}; "
+            f"about {images_needed(accuracy)} test images would pin it to ±{TRUSTED_HALF_WIDTH:.2f}"
+        )
+    if tuning and len(tuning) > 1 and n_val:
+        scores = sorted((c["validation_accuracy"] for c in tuning), reverse=True)
+        tied = sum(s == scores[0] for s in scores)
+        low, high = wilson(scores[0] * n_val, n_val)
+        if tied > 1 or high - low > 2 * TRUSTED_HALF_WIDTH:
+            what = f"{tied} settings tied at {scores[0]:.4f}" if tied > 1 else f"best {scores[0]:.4f}"
+            out.append(
+                f"validation split of {n_val} images is too small to choose settings ({what}, 95% interval "
+                f"{low:.3f}-{high:.3f}); about {images_needed(scores[0])} validation images would choose reliably"
+            )
+    return out

@@ -27,7 +27,7 @@ from jobs import config
 from jobs.classifiers import estimators
 from jobs.classifiers import head as head_module
 from jobs.datasets import DatasetError, labelled, splits
-from jobs.predictions.metrics import evaluate
+from jobs.predictions.metrics import evaluate, small_split_warnings
 from jobs.predictions.tables import prediction_table
 from jobs.records import history, tracking
 from jobs.runtime.digests import sha256_file
@@ -197,6 +197,9 @@ def train(
         result = evaluate(written, labels)
     if result.n == 0:
         raise DatasetError(f"no usable test images in {cfg.data}: nothing to evaluate the model on")
+    for w in small_split_warnings(result.accuracy, result.n, tuning, counts["val"]["featurized"]):
+        warnings.append(w)
+        say(JOB, f"warning: {w}")
     if split_info["method"].startswith("seeded"):  # the exact test files, for audits and reruns
         split_info["test_files"] = list(labelled.keys(test.select("key")))
     feats.unpersist()
