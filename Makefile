@@ -39,9 +39,13 @@ demo-ucmerced: $(VENV)/.installed data
 	mkdir -p $(OUT)
 	$(SUBMIT) jobs/train.py --conf conf/ucmerced_demo.toml --summary_file $(OUT)/ucmerced_train.json
 
-# The README's pictures (the maps, the assessment, the change), after `make demo`.
+# The README's pictures (the maps, the assessment, the change) and the notebooks' outputs, after `make demo`.
 figures: $(VENV)/.installed
 	$(PY) bench/figures.py --storage data --model aid_demo --out docs/img
+	# The notebooks are committed with their outputs from the demo, so that GitHub shows them.
+	for nb in prediction_analysis scene_maps run_comparison; do \
+		$(VENV)/bin/papermill --no-progress-bar --cwd . notebooks/$$nb.ipynb notebooks/$$nb.ipynb -p storage data || exit 1; \
+	done
 
 demo-mnist: $(VENV)/.installed data
 	$(SUBMIT) jobs/train.py --conf conf/mnist_demo.toml

@@ -56,7 +56,7 @@ def main() -> int:
     args = p.parse_args()
     root = LocalStorage(args.storage)
     args.out.mkdir(parents=True, exist_ok=True)
-    trained = [r for r in runs.load(root) if r["model"] == args.model]
+    trained = runs.select(runs.load(root), "train", args.model)
     confusion_picture(
         root.read_json(RUNS, trained[-1]["run_id"], "metrics.json"), args.out / f"{args.model}_confusion.png"
     )

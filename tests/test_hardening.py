@@ -409,3 +409,14 @@ def test_no_tiles_and_no_scenes_is_bad_input_not_the_demo_folder():
 
     with pytest.raises(config.ConfigError, match="nothing to score: give --tiles FOLDER or --scenes URI"):
         score.parse_args(["--output_model_name", "m"])
+
+
+def test_a_map_without_a_crs_in_the_later_run_is_skipped_and_listed():
+    from jobs.maps.change import compare
+
+    a = {"s": _class_raster(500_000, [[0, 1]], ["Farmland", "Pond"])}
+    b = a | {"nocrs": _class_raster(0, [[1, 1]], ["Farmland", "Pond"], crs=None)}
+    result = compare(a, b)
+    assert result["changed_ha"] == 0.0 and result["skipped"] == [
+        {"scene": "nocrs", "reason": "no CRS: cannot be laid on the grid"}
+    ]

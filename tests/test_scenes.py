@@ -201,6 +201,12 @@ def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures
     assert f"changed {result['changed_ha']:.1f} of {result['compared_ha']:.1f} ha" in "".join(
         o.get("text", "") for o in outputs
     )
+    # With a single scene run the notebook still draws it, compared with itself: no change.
+    alone = tmp_path / "alone"
+    shutil.copytree(root.root / MAPS / MODEL / scored["run_id"], alone / MAPS / MODEL / scored["run_id"])
+    nb = run_notebook("scene_maps.ipynb", {"storage": str(alone), "model": MODEL}, tmp_path / "alone.ipynb")
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "1 complete scene runs" in text and "changed 0.0 of" in text
 
 
 def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):

@@ -155,8 +155,13 @@ def compare(
     crs, transform, shape, skipped = _grid(opened_a)
     grid = (crs, transform, shape)
     kept_a = {k: o for k, o in opened_a.items() if o[2] == crs}
+    skipped += [
+        {"scene": k, "reason": "no CRS: cannot be laid on the grid"} for k, o in opened_b.items() if o[2] is None
+    ]
     # B's maps in the grid's own CRS first: where B's scenes overlap, the one not resampled wins.
-    opened_b = dict(sorted(opened_b.items(), key=lambda kv: (kv[1][2] != crs, kv[0])))
+    opened_b = dict(
+        sorted(((k, o) for k, o in opened_b.items() if o[2] is not None), key=lambda kv: (kv[1][2] != crs, kv[0]))
+    )
     labels = sorted({n for o in (*kept_a.values(), *opened_b.values()) for n in o[3]})
     map_a, in_a = _mosaic(_labelled(kept_a, labels), grid, NODATA)
     map_b, in_b = _mosaic(_labelled(opened_b, labels), grid, NODATA)
