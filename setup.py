@@ -38,6 +38,7 @@ setup(
         "fsspec>=2023.6",  # executors read hdfs://, s3a://, gs://… files from Python
         # Scenes: windows, CRS and transforms (GDAL inside the wheel); footprints as GeoParquet.
         "rasterio>=1.3.9",  # the oldest with wheels for Python 3.10-3.12 (1.3.0 builds from source)
+        "pystac>=1.8",  # --scenes ITEMS.json: STAC items and item collections (Planetary Computer, Earth Search)
         "shapely>=2.0",
         "geopandas>=0.14",
     ],

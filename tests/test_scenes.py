@@ -209,6 +209,36 @@ def test_change_between_two_runs_sums_to_the_compared_area(spark, root, fixtures
     assert "1 complete scene runs" in text and "changed 0.0 of" in text
 
 
+def test_scenes_from_stac_items_carry_their_dates_into_maps_and_history(spark, root, fixtures, tmp_path):
+    """An ItemCollection made with pystac over a fixture scene: the asset's href (relative to the
+    file), the item's datetime as the scene's date; an item without the asset is a counted skip."""
+    import datetime
+
+    import pystac
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    shutil.copy(fixtures / "scenes" / "rgb8_utm.tif", tmp_path / "scene.tif")
+    with rasterio.open(tmp_path / "scene.tif") as ds:
+        bbox = list(transform_bounds(ds.crs, "EPSG:4326", *ds.bounds))
+    geometry = {"type": "Polygon", "coordinates": [[[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
+                                                    [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]}  # fmt: skip
+    made = []
+    for item_id, asset in (("ia_m_4109163_se_15_060_20190701", "image"), ("preview_only", "rendered_preview")):
+        item = pystac.Item(item_id, geometry, bbox, datetime.datetime(2019, 7, 1, 16, 30), {})
+        item.add_asset(asset, pystac.Asset("scene.tif", media_type=pystac.MediaType.COG))
+        made.append(item)
+    (tmp_path / "search.json").write_text(json.dumps(pystac.ItemCollection(made).to_dict(transform_hrefs=False)))
+    out = run_score(spark, root, tmp_path / "search.json", "--tile_px", "64")
+    rows, cols, _ = expected_grid("rgb8_utm.tif")
+    assert out["n_scenes"] == 1 and out["n_tiles"] == rows * cols
+    assert out["dates"] == ["2019-07-01"] and out["skipped_by_reason"] == {"no_asset": 1}
+    assert root.exists(MAPS, MODEL, out["run_id"], "ia_m_4109163_se_15_060_20190701.tif")
+    assert run_history.by_date(run_history.load(root), MODEL, "2019-07")["run_id"] == out["run_id"]
+    with pytest.raises(DatasetError, match=r"no item has an asset 'visual' \(their assets: image, rendered_preview\)"):
+        run_score(spark, root, tmp_path / "search.json", "--tile_px", "64", "--asset", "visual")
+
+
 def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):
     write_sparse_scene(tmp_path / "huge.tif")  # a 300 KB file: no tile is stored
     out = run_score(spark, root, tmp_path / "huge.tif", "--tile_px", "10000")

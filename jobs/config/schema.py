@@ -205,7 +205,10 @@ class ScoreConfig:
         300.0, "take over a lock not renewed for this long by a run on another host", low=1e-3, high=1e7
     )
     csv: bool = setting(False, "also write predictions/<model>/<run_id>.csv/")
-    scenes: str | None = setting(None, "a folder, a glob, or a .txt file of scene URIs", group=SCENES)
+    scenes: str | None = setting(
+        None, "a folder, a glob, a .txt file of scene URIs, or a STAC Item/ItemCollection .json", group=SCENES
+    )
+    asset: str = setting("image", "with a STAC --scenes file: the asset holding each item's scene", group=SCENES)
     bands: list[int] = setting(
         factory=lambda: [1, 2, 3], help="band numbers for R,G,B, or one for grey", group=SCENES, low=1, high=65535
     )

@@ -66,6 +66,7 @@ from pyspark.sql.types import (
 from jobs.datasets import DatasetError
 from jobs.datasets.folders import names_frame
 from jobs.runtime.spark import parallelism
+from jobs.scenes import stac
 from jobs.storage import NotAFileError, Reader, Storage, StorageError, open_storage
 
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".tfw", ".prj", ".xml", ".qml", ".txt", ".md")
@@ -134,14 +135,23 @@ class SceneOptions:
 # ---------------------------------------------------------------------------------- listing
 
 
-def list_scenes(spark: SparkSession, spec: str, skipped: Counter[str] | None = None) -> tuple[DataFrame, Reader]:
+def list_scenes(
+    spark: SparkSession, spec: str, skipped: Counter[str] | None = None, asset: str = "image"
+) -> tuple[DataFrame, Reader]:
     """``(path, scene_id)`` rows of the scenes ``spec`` names, and the reader executors open them with.
 
     ``spec``: a folder (recursively; GDAL sidecar files are not scenes), a glob in its last
-    parts, or a ``.txt``/``.lst`` file of URIs (one storage kind and account for all).
+    parts, a ``.txt``/``.lst`` file of URIs (one storage kind and account for all), or a STAC
+    Item / ItemCollection ``.json`` (:mod:`jobs.scenes.stac`; its rows carry the items' ``date``).
     """
     if spec.endswith((".txt", ".lst")):
         return _from_list_file(spark, spec, skipped)
+    if stac.is_stac(spec):
+        found = stac.items(spec, asset, skipped)
+        rows = pd.DataFrame([(h, scene_id(f"{i}.tif"), d) for h, i, d in found], columns=["path", "scene_id", "date"])
+        parent = found[0][0].rsplit("/", 1)[0] if "/" in found[0][0] else "."
+        listed = spark.createDataFrame(rows, "path string, scene_id string, date string")
+        return listed, _reader(open_storage(parent, spark))
     base, pattern = _split_glob(spec)
     if pattern is None and "/" in spec.rstrip("/"):  # one scene file?
         parent, name = spec.rstrip("/").rsplit("/", 1)
@@ -373,6 +383,8 @@ def scene_table(spark: SparkSession, listed: DataFrame, reader: Reader, opts: Sc
         task_started()
         for batch in batches:
             rows = [header(p, s, reader, opts) for p, s in zip(batch["path"], batch["scene_id"], strict=True)]
+            if "date" in batch:  # the listing knows the acquisition date (a STAC item's datetime)
+                rows = [r | {"date": d} if d else r for r, d in zip(rows, batch["date"], strict=True)]
             yield pd.DataFrame(rows, columns=SCENES.fieldNames())
 
     n = max(1, parallelism(spark))

@@ -76,7 +76,7 @@ def score_scenes(
     writer = storage.writer()  # fails now, not after scoring, where maps cannot be written
     opts = options(cfg, model, card)
     skipped: Counter[str] = Counter()
-    listed, reader = scenes.list_scenes(spark, cfg.scenes or "", skipped)
+    listed, reader = scenes.list_scenes(spark, cfg.scenes or "", skipped, cfg.asset)
     if done is not None:  # scenes that a completed run of this model scored whole
         listed = listed.join(done.select(F.col("path")).distinct(), "path", "left_anti")
     with timed(JOB, "read scene headers", timings):
