@@ -82,7 +82,7 @@ def test_bad_settings_are_one_line_errors(tmp_path, spark, finetuned):
         ({"val_ratio": 0.0}, "validation split"),
     ):
         with pytest.raises(config.ConfigError, match=needle):
-            config.build(config.FinetuneConfig, None, bad)
+            config.build(config.FinetuneConfig, None, {"data": "x", **bad})
     _, _, data, _ = finetuned
     for flags, needle in (
         (["--num_processes", "64"], "finetune: error: num_processes 64 is more than the"),
