@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from jobs.config import absolute, add_summary_flag
+from jobs.config import absolute, add_summary_flag, plain
 from jobs.datasets import landcover
 from jobs.runtime.names import check_name
 from jobs.runtime.spark import get_spark
@@ -28,7 +28,7 @@ from jobs.workflows.assess import JOB, NDWI, assess_run
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_summary_flag(p)
     p.add_argument("--output_model_name", required=True, help="the model the run scored with")
     p.add_argument("--run", required=True, help="the scoring run's id (its summary's run_id)")

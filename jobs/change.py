@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from jobs.config import add_summary_flag
+from jobs.config import add_summary_flag, plain
 from jobs.storage import open_storage
 from jobs.workflows import command
 from jobs.workflows.change import change_runs
@@ -25,7 +25,7 @@ JOB = "change"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_summary_flag(p)
     p.add_argument("run_a", nargs="?", help="the earlier scoring run's id (or give --from)")
     p.add_argument("run_b", nargs="?", help="the later scoring run's id (or give --to)")

@@ -16,14 +16,14 @@ import argparse
 import os
 import sys
 
-from jobs.config import add_summary_flag
+from jobs.config import add_summary_flag, plain
 from jobs.workflows import command, convert
 
 JOB = "convert"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_summary_flag(p)
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("mnist-to-folders")

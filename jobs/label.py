@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from jobs.config import absolute, add_summary_flag
+from jobs.config import absolute, add_summary_flag, plain
 from jobs.datasets import landcover
 from jobs.runtime.spark import get_spark
 from jobs.workflows import command
@@ -24,7 +24,7 @@ from jobs.workflows.label import JOB, LabelOptions, label_scenes
 
 
 def parse_args(argv: list[str] | None) -> LabelOptions:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_summary_flag(p)
     p.add_argument("--scenes", required=True, help="a scene file, folder, glob or .txt list (as score takes)")
     p.add_argument("--labels", required=True, help="the land-cover raster (GeoTIFF/COG, one band of codes, any CRS)")

@@ -21,6 +21,7 @@ import os
 import sys
 from typing import Any
 
+from jobs.config import plain
 from jobs.records import history
 from jobs.runtime.errors import EXIT_BAD_INPUT, EXIT_OK, UserInputError
 from jobs.runtime.redact import redact
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     common = common_flags(argparse.SUPPRESS)  # after the command: set only when given
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common_flags(None)]
+        description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common_flags(None)]
     )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", parents=[common], help="one line per run")

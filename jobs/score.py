@@ -1,6 +1,7 @@
 """spark-submit entry point: batch-score a tile set with a saved model.
 
-    spark-submit jobs/score.py --output_model_name mnist_lite0_lr --tiles data/tiles
+    spark-submit jobs/score.py --output_model_name aid_demo --tiles /data/new_tiles --top_k 3
+    spark-submit jobs/score.py --output_model_name aid_demo --scenes '/data/naip/2020/*.tif'
 
 Storage → tile rows → saved PipelineModel → predictions → storage. Executors write their own
 partitions of ``predictions/<output_model_name>/<run_id>/`` as Parquet, one row per tile: see

@@ -15,11 +15,12 @@ import json
 import sys
 from pathlib import Path
 
+from jobs.config import plain
 from jobs.datasets.tiles import cut_all
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--size", type=int, default=224)

@@ -420,3 +420,15 @@ def test_a_map_without_a_crs_in_the_later_run_is_skipped_and_listed():
     assert result["changed_ha"] == 0.0 and result["skipped"] == [
         {"scene": "nocrs", "reason": "no CRS: cannot be laid on the grid"}
     ]
+
+
+@pytest.mark.parametrize("command", ["score", "train", "assess", "change", "label", "runs"])
+def test_help_is_plain_text_with_an_aerial_example(command, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"jobs.{command}").main(["--help"])
+    shown = capsys.readouterr().out
+    assert "``" not in shown and ":mod:" not in shown and ":func:" not in shown
+    if command == "score":
+        assert "aid_demo" in shown and "mnist" not in shown.lower()

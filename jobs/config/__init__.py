@@ -2,7 +2,7 @@
 user leaves unset (:mod:`.recipes`), loading files and flags over them (:mod:`.loading`), and the
 flags made from the schema (:mod:`.flags`)."""
 
-from jobs.config.flags import add_summary_flag, parse
+from jobs.config.flags import add_summary_flag, parse, plain
 from jobs.config.loading import build, describe, resolved
 from jobs.config.schema import (
     CLASSIFIERS,
@@ -28,5 +28,6 @@ __all__ = [
     "build",
     "describe",
     "parse",
+    "plain",
     "resolved",
 ]

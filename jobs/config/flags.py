@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -31,8 +32,16 @@ def parse(cls: type, argv: list[str] | None, description: str | None) -> Any:
     return build(cls, args.pop("conf"), args)
 
 
+def plain(doc: str | None) -> str | None:
+    """A module docstring as ``--help`` shows it: reStructuredText roles and literals as plain text."""
+    if doc is None:
+        return None
+    doc = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc)  # :mod:`jobs.maps` -> jobs.maps
+    return re.sub(r"``([^`]+)``", r"\1", doc)  # ``_SUCCESS`` -> _SUCCESS
+
+
 def parser(cls: type, description: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=plain(description), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--conf", help="TOML file in conf/; flags given here override it")
     add_summary_flag(p)
     hints = typing.get_type_hints(cls)
