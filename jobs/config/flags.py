@@ -62,8 +62,11 @@ def parser(cls: type, description: str | None) -> argparse.ArgumentParser:
         where.add_argument(f"--{f.name}", **kwargs)
     if "mmlspark_model_type" in hints:
         classifier = p.add_argument_group("classifier settings (pyspark.ml names; over the conf's [classifier] table)")
-        for flag in estimators.FLAGS:
-            classifier.add_argument(f"--{flag}", type=estimators.FLAG_TYPES[flag], help=estimators.FLAG_HELP[flag])
+        for flag in estimators.FLAGS:  # snake_case as every other flag; pyspark.ml's camelCase kept as an alias
+            snake = re.sub(r"(?<!^)([A-Z])", r"_\1", flag).lower()
+            classifier.add_argument(
+                f"--{snake}", f"--{flag}", dest=flag, type=estimators.FLAG_TYPES[flag], help=estimators.FLAG_HELP[flag]
+            )
     return p
 
 
