@@ -435,6 +435,8 @@ def test_help_is_plain_text_with_an_aerial_example(command, capsys):
 
 
 def test_classifier_flags_take_snake_case_and_pyspark_camel_case_alike(tmp_path):
-    cfg = train.parse_args(["--data", str(tmp_path), "--reg_param", "0.5", "--maxIter", "7", "--elastic_net_param", "0"])
+    cfg = train.parse_args(
+        ["--data", str(tmp_path), "--reg_param", "0.5", "--maxIter", "7", "--elastic_net_param", "0"]
+    )
     assert cfg.classifier_params() == {"maxIter": 7, "regParam": 0.5, "elasticNetParam": 0.0}
     assert config.resolved(cfg)["logisticregression.regParam"]["from"] == "flag"
