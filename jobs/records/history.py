@@ -68,6 +68,14 @@ FIELDS = {
 }
 
 
+def recorded(storage: Storage, kind: str, summary: dict[str, Any], started: float) -> dict[str, Any]:
+    """``summary`` once its run is in the history, with :func:`record_run`'s warning if any."""
+    warning = record_run(storage, kind, summary, started)
+    if warning:
+        summary["warnings"] = [*summary.get("warnings", []), warning]
+    return summary
+
+
 def record_run(storage: Storage, kind: str, summary: dict[str, Any], started: float) -> str | None:
     """Appends a score, assess or change run's record; a warning to report when it could not be
     written (the run's outputs are complete and stay: the history is a record of them)."""

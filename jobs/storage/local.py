@@ -31,6 +31,7 @@ class LocalStorage(SparkTables):
         if text.startswith("file:"):
             text = urlparse(text).path
         self.root = Path(text).resolve()
+        self._inside: set[Path] = set()  # folders whose real path is known to lie inside the root
 
     def uri(self, *parts: str) -> str:
         return str(self._path(*parts))
@@ -38,11 +39,22 @@ class LocalStorage(SparkTables):
     def _path(self, *parts: str) -> Path:
         """``parts`` below the root; a path that would leave the root is refused, whatever made it."""
         path = self.root.joinpath(*parts)
-        if any(p in ("", ".", "..") for part in parts for p in part.split("/")) or not path.is_relative_to(self.root):
+        bad = any(p in ("", ".", "..") or "\0" in p for part in parts for p in part.split("/"))
+        if bad or not path.is_relative_to(self.root):
             raise StorageError(f"{path}: not a path inside the storage root {self.root}")
-        if parts and not path.resolve().is_relative_to(self.root):  # links are followed inside the root only
+        if parts and not self._links_inside(path):  # links are followed inside the root only
             raise StorageError(f"{path}: a link leads outside the storage root {self.root}")
         return path
+
+    def _links_inside(self, path: Path) -> bool:
+        """Whether ``path`` resolves inside the root; its folder is resolved once, not per file
+        (``uri`` runs for every file a listing yields)."""
+        if path.parent not in self._inside:
+            if not path.parent.resolve().is_relative_to(self.root):
+                return False
+            if path.parent.is_dir():  # a folder not made yet could still become a link
+                self._inside.add(path.parent)
+        return not path.is_symlink() or path.resolve().is_relative_to(self.root)
 
     def exists(self, *parts: str) -> bool:
         return self._path(*parts).exists()

@@ -79,24 +79,6 @@ def assess_run(
     records the assessment in the run history."""
     started = time.time()
     run = history.resolve_run(storage, model, run)
-    summary = _assess(spark, storage, model, run, spec, crosswalk, water_classes, green_band, nir_band)
-    warning = history.record_run(storage, "assess", summary, started)
-    if warning:
-        summary["warnings"] = [*summary.get("warnings", []), warning]
-    return summary
-
-
-def _assess(
-    spark: SparkSession,
-    storage: Storage,
-    model: str,
-    run: str,
-    spec: str,
-    crosswalk: Crosswalk | None,
-    water_classes: Sequence[str] | None,
-    green_band: int,
-    nir_band: int,
-) -> dict[str, Any]:
     windows, scenes = map_windows(spark, storage, model, run)
     legend = storage.read_json(MAPS, model, run, "legend.json")["labels"]
     about = storage.read_json(MAPS, model, run, "run.json") if storage.exists(MAPS, model, run, "run.json") else {}
@@ -141,7 +123,8 @@ def _assess(
         kind = {"kind": "raster", "uri": label_uri, "classes": crosswalk.to_json()}
         labels = sorted(set(legend) | set(crosswalk.names))
     else:
-        return _assess_points(spark, storage, model, run, spec, windows, scenes, areas, unit, legend, about)
+        points = _assess_points(spark, storage, model, run, spec, windows, scenes, areas, unit, legend, about)
+        return history.recorded(storage, "assess", points, started)
     judged = rows.groupBy("scene_id").applyInPandas(
         lambda w: fn(w).assign(cell=w["cell"].to_numpy()),
         reference.WINDOWS + ", cell double",
@@ -159,7 +142,7 @@ def _assess(
     storage.write_json(result, *folder, "assessment.json")
     storage.write_bytes(picture(result), *folder, "assessment.png")
     say(JOB, f"overall accuracy {result['overall_accuracy']['value']:.3f} on {result['n']} windows")
-    return _brief(result, storage.uri(*folder))
+    return history.recorded(storage, "assess", _brief(result, storage.uri(*folder)), started)
 
 
 def _summarize(table: pd.DataFrame, labels: list[str], unit: str) -> dict[str, Any]:

@@ -22,11 +22,7 @@ def change_runs(storage: Storage, model: str, run_a: str, run_b: str) -> dict[st
     run_a, run_b = (history.resolve_run(storage, model, r) for r in (run_a, run_b))
     if run_a == run_b:
         say("change", f"both dates name run {run_a}: the change of a run with itself is none")
-    summary = _change(storage, model, run_a, run_b)
-    warning = history.record_run(storage, "change", summary, started)
-    if warning:
-        summary["warnings"] = [*summary["warnings"], warning]
-    return summary
+    return history.recorded(storage, "change", _change(storage, model, run_a, run_b), started)
 
 
 def _change(storage: Storage, model: str, run_a: str, run_b: str) -> dict[str, Any]:

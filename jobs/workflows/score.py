@@ -26,7 +26,7 @@ from jobs.records import history
 from jobs.runtime.provenance import new_run_id
 from jobs.runtime.spark import is_connect, say, timed
 from jobs.runtime.suggest import did_you_mean
-from jobs.storage import MAPS, PREDICTIONS, TRAINED, Storage, StorageError, open_storage
+from jobs.storage import PREDICTIONS, TRAINED, Storage, StorageError, open_storage
 from jobs.storage.lock import held
 from jobs.workflows.score_scenes import score_scenes
 
@@ -37,15 +37,8 @@ LOCK = "_LOCK"
 def score(spark: SparkSession, cfg: ScoreConfig, storage: Storage) -> dict[str, Any]:
     """Scores tiles or scenes (see jobs/score.py), then records the run in the run history."""
     started = time.time()
-    summary = _score(spark, cfg, storage, started)
-    summary["source"] = cfg.scenes or cfg.tiles
-    maps = (MAPS, cfg.output_model_name, summary["run_id"], "run.json")
-    if summary.get("maps_uri") and storage.exists(*maps):
-        summary["dates"] = storage.read_json(*maps).get("dates", [])
-    warning = history.record_run(storage, "score", summary, started)
-    if warning:
-        summary["warnings"] = [*summary.get("warnings", []), warning]
-    return summary
+    summary = _score(spark, cfg, storage, started) | {"source": cfg.scenes or cfg.tiles}
+    return history.recorded(storage, "score", summary, started)
 
 
 def _score(spark: SparkSession, cfg: ScoreConfig, storage: Storage, started: float) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def score_scenes(
         about = {"model": name, "model_version": card["run_id"], "run_id": run_id, "warnings": stats["warnings"]}
         about |= {"training_gsd_m": card.get("gsd_m"), "training_gsd_range_m": card.get("gsd_range_m")}
         parts = (MAPS, name, run_id)
-        maps_uri = write_maps(spark, storage, writer, scored, table, parts, labels, reader, opts, fence, about)
+        maps_uri, dates = write_maps(spark, storage, writer, scored, table, parts, labels, reader, opts, fence, about)
     with timed(JOB, "write predictions", timings):
         predictions_uri = storage.write_table(scored, PREDICTIONS, name, run_id, before_commit=fence)
     # As the scenes table counts them: nodata windows apart from rejects (unreadable windows).
@@ -154,6 +154,7 @@ def score_scenes(
         "tile_px": stats["tile_px"],
         "skipped_by_reason": dict(sorted(skipped.items())),
         "warnings": stats["warnings"],
+        "dates": dates,
         "maps_uri": maps_uri,
         "predictions_uri": predictions_uri,
     }
@@ -220,9 +221,9 @@ def write_maps(
     opts: scenes.SceneOptions,
     fence: Callable[[], None],
     about: dict[str, Any],
-) -> str:
+) -> tuple[str, list[str]]:
     """Per-scene maps (executors), the scene index, ``run.json`` (``about``: model, run, warnings,
-    dates), then ``_SUCCESS``; returns the folder's URI."""
+    dates), then ``_SUCCESS``; returns the folder's URI and the scenes' dates."""
     label = F.col("smoothed_label") if "smoothed_label" in scored.columns else F.col("predicted_label")
     rows = scored.select(
         "scene_id",
@@ -259,4 +260,4 @@ def write_maps(
     storage.write_json(about | {"dates": dates}, *parts, "run.json")
     fence()
     storage.write_bytes(b"", *parts, SUCCESS)
-    return storage.uri(*parts)
+    return storage.uri(*parts), dates
