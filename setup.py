@@ -39,6 +39,7 @@ setup(
         # Scenes: windows, CRS and transforms (GDAL inside the wheel); footprints as GeoParquet.
         "rasterio>=1.3.9",  # the oldest with wheels for Python 3.10-3.12 (1.3.0 builds from source)
         "pystac>=1.8",  # --scenes ITEMS.json: STAC items and item collections (Planetary Computer, Earth Search)
+        "pystac-client>=0.8",  # --scenes https://…/search?…: a STAC API item search (timeout= since 0.8)
         "shapely>=2.0",
         "geopandas>=0.14",
     ],
@@ -58,6 +59,8 @@ setup(
         # Peers measured beside this project by `make bench`; never needed to train or score.
         "bench": ["ray[data]>=2.40,<3"],
         "notebooks": ["papermill>=2.5", "ipykernel>=6.29", "matplotlib>=3.8"],
+        # Signs Planetary Computer's asset hrefs (SAS tokens) for --scenes searches there.
+        "planetary-computer": ["planetary-computer>=1.0"],
         # MLflow logging is on when MLFLOW_TRACKING_URI is set; the client is all it needs.
         "mlflow": ["mlflow-skinny>=2.16"],
         "test": [

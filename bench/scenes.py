@@ -80,9 +80,9 @@ def main() -> int:
     for lock in storage.glob("predictions/*/_LOCK"):  # the bench owns this storage
         lock.unlink()
     labelled = str(make_training_set())
-    common = ["--dataset", "aerial", "--data", labelled, "--storage", str(storage), "--val_ratio", "0", "--no-tune"]
+    common = ["--dataset", "aerial", "--data", labelled, "--storage", str(storage), "--val_ratio", "0", "--no_tune"]
     submit("train.py", *common, "--output_model_name", "lite0", "--pretrained_model_type", "efficientnet_lite0",
-           "--weights", "random", "--no-d4", "--image_size", "0")  # fmt: skip
+           "--weights", "random", "--no_d4", "--image_size", "0")  # fmt: skip
     scored, _ = submit("score.py", "--output_model_name", "lite0", "--storage", str(storage),
                        "--scenes", args.scenes, "--tile_px", str(args.tile_px))  # fmt: skip
     windows = WORK / f"windows_{args.tile_px}"

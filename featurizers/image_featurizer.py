@@ -54,6 +54,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, RejectedImage, prepare_noted
 from featurizers.zoo import INPUT_NAME, OUTPUT_NAME, Network, Preprocessing
+from jobs.runtime import progress
 from jobs.runtime.errors import UserInputError
 from jobs.runtime.spark import is_connect
 from jobs.storage import jvm_files
@@ -322,12 +323,15 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, MLRead
         dim = self.getOrDefault(self.featureDim)
         batch = self.getOrDefault(self.batchSize)
         max_pixels = self.getOrDefault(self.maxPixels)
+        counter = progress.image_counter(spark)
 
         @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             task_started()
             session = _session(key, network)
             for series in batches:
+                if counter is not None:
+                    counter.add(len(series))
                 images = series.tolist()
                 feats: list[list[float]] = []
                 reasons: list[str | None] = []

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import RESULT_SCHEMA, HasRejects, float_lists, per_image, task_started, unpack_result
 from featurizers.preprocess import DEFAULT_MAX_PIXELS, decode_rgb_noted
+from jobs.runtime import progress
 
 
 def grey_pixels(data: bytes | None, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
@@ -62,11 +63,14 @@ class PixelFeaturizer(Transformer, HasInputCol, HasOutputCol, HasRejects, Defaul
     def _transform(self, dataset: DataFrame) -> DataFrame:
         size, max_pixels = self.getOrDefault(self.size), self.getOrDefault(self.maxPixels)
         zeros = np.zeros(size * size, dtype=np.float32)
+        counter = progress.image_counter(dataset.sparkSession)
 
         @F.pandas_udf(RESULT_SCHEMA)  # type: ignore[call-overload]
         def pixels(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             task_started()
             for series in batches:
+                if counter is not None:
+                    counter.add(len(series))
                 feats, reasons, notes = per_image(series, lambda b: grey_pixels(b, size, max_pixels), zeros)
                 yield pd.DataFrame({"features": float_lists(feats), "reject": reasons, "note": notes})
 

@@ -440,3 +440,20 @@ def test_classifier_flags_take_snake_case_and_pyspark_camel_case_alike(tmp_path)
     )
     assert cfg.classifier_params() == {"maxIter": 7, "regParam": 0.5, "elasticNetParam": 0.0}
     assert config.resolved(cfg)["logisticregression.regParam"]["from"] == "flag"
+
+
+def test_a_switch_is_spelt_no_key_as_every_flag_is_snake_case_and_no_dash_key_still_works(tmp_path, capsys):
+    """``--no_use_gpu`` / ``--no_d4`` (the one spelling ``--help`` shows); argparse's ``--no-d4``
+    is kept as an alias, so scripts written before still run."""
+    from jobs import finetune
+
+    for spelling in ("--no_d4", "--no-d4"):
+        cfg = train.parse_args(["--data", str(tmp_path), spelling])
+        assert cfg.d4 is False and config.resolved(cfg)["d4"]["from"] == "flag"
+    assert train.parse_args(["--data", str(tmp_path)]).d4 is True  # the recipe's, not a flag's
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--help"])
+    shown = capsys.readouterr().out
+    assert "--use_gpu, --no_use_gpu" in shown and "--no-use_gpu" not in shown
+    assert finetune.parse_args(["--data", str(tmp_path), "--no_use_gpu"]).use_gpu is False
+    assert finetune.parse_args(["--data", str(tmp_path), "--no-use_gpu"]).use_gpu is False

@@ -54,3 +54,12 @@ def test_splits_too_small_to_trust_or_to_choose_are_warned_with_the_images_neede
     assert "about 73 test images" in test_warning
     assert val_warning.startswith("validation split of 7 images is too small to choose settings (3 settings tied")
     assert small_split_warnings(0.95, 2000, [{"validation_accuracy": a} for a in (0.95, 0.9)], 2000) == []
+
+
+def test_a_tie_on_a_validation_split_large_enough_is_not_called_too_small():
+    """The AID demo's 315 validation images, three regParam values tied at 0.9937: the interval is
+    0.977-0.998, so the split is not too small (it had said so, and that 73 images would do)."""
+    from jobs.predictions.metrics import small_split_warnings
+
+    tuning = [{"validation_accuracy": 313 / 315}] * 3
+    assert small_split_warnings(0.9905, 526, tuning, 315) == []

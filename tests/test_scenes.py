@@ -239,6 +239,51 @@ def test_scenes_from_stac_items_carry_their_dates_into_maps_and_history(spark, r
         run_score(spark, root, tmp_path / "search.json", "--tile_px", "64", "--asset", "visual")
 
 
+def test_scenes_from_a_stac_api_search_follow_its_pages_and_carry_dates(spark, root, fixtures, tmp_path):
+    """``--scenes https://…/search?collections=…&bbox=…&datetime=…``: pystac-client runs the search
+    against a STAC API on 127.0.0.1 (three pages), each item's asset is a scene with the item's
+    date, an item without the asset is a counted skip; bad searches are one-line errors."""
+    import datetime
+
+    import pystac
+    from stac_api import serving
+
+    from jobs.scenes import stac
+
+    made = []
+    for n, (name, day) in enumerate((("rgb8_utm.tif", 3), ("rgb16_nodata.tif", 9), ("rgb8_utm.tif", 12))):
+        item = pystac.Item(f"naip_{n}", None, None, datetime.datetime(2021, 8, day, 17, 0), {})
+        key = "image" if n != 2 else "rendered_preview"
+        item.add_asset(key, pystac.Asset(str(fixtures / "scenes" / name), media_type=pystac.MediaType.COG))
+        made.append(item.to_dict(transform_hrefs=False))
+    made.append(made[0])  # the API returns an item twice (pages shifted under it): scored once
+    with serving(made) as (api, queries):
+        search = f"{api}/search?collections=naip&bbox=-99.1,46.9,-98.9,47.1&datetime=2021-01-01/2021-12-31&limit=2"
+        out = run_score(spark, root, search, "--tile_px", "64")
+        assert out["n_scenes"] == 2 and out["dates"] == ["2021-08-03", "2021-08-09"]
+        assert out["skipped_by_reason"] == {"duplicate": 1, "no_asset": 1}
+        assert len(queries) == 2  # two pages of two items
+        assert queries[0]["collections"] == ["naip"]
+        assert queries[0]["datetime"] == ["2021-01-01T00:00:00Z/2021-12-31T23:59:59Z"]
+        assert [float(v) for v in queries[0]["bbox"][0].split(",")] == [-99.1, 46.9, -98.9, 47.1]
+        assert root.exists(MAPS, MODEL, out["run_id"], "naip_0.tif")
+        assert run_history.by_date(run_history.load(root), MODEL, "2021-08-09")["run_id"] == out["run_id"]
+        with pytest.raises(DatasetError, match=r"unknown parameter 'colections' \(known: collections"):
+            run_score(spark, root, f"{api}/search?colections=naip", "--tile_px", "64")
+        with pytest.raises(DatasetError, match=r"bbox needs four numbers"):
+            stac.items(f"{api}/search?bbox=a,b,c,d", "image")
+    with pytest.raises(DatasetError, match=r"^STAC search http://127\.0\.0\.1:\d+/search\?collections=naip: "):
+        stac.items(f"{api}/search?collections=naip", "image")  # the API is gone: one line, no hang
+    planetary = "https://planetarycomputer.microsoft.com/api/stac/v1/search?collections=naip"
+    try:
+        import planetary_computer  # the planetary-computer extra
+
+        assert stac._signer(planetary) is planetary_computer.sign_inplace
+    except ImportError:
+        with pytest.raises(DatasetError, match=r"need signing: pip install '\.\[planetary-computer\]'$"):
+            stac._signer(planetary)
+
+
 def test_a_scene_declared_100000_pixels_square_streams(spark, root, tmp_path):
     write_sparse_scene(tmp_path / "huge.tif")  # a 300 KB file: no tile is stored
     out = run_score(spark, root, tmp_path / "huge.tif", "--tile_px", "10000")

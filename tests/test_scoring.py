@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -213,6 +214,32 @@ def test_every_tile_is_accounted_for_and_progress_is_reported(
     empty.mkdir()
     assert score.main([*args[:2], "--tiles", str(empty), *args[4:]]) == exits.EXIT_BAD_INPUT
     assert "no files to score" in capsys.readouterr().err
+
+
+def test_progress_counts_images_as_tasks_end_not_tasks(spark, model_storage, fixtures, monkeypatch, capsys):
+    """A step's progress line says images done of the step's images, their rate and the time left
+    (counted by the featurizers' accumulators as each task ends), not "0/2 tasks" for minutes."""
+    from jobs.runtime import progress
+    from jobs.runtime import spark as spark_mod
+
+    monkeypatch.setattr(spark_mod, "PROGRESS_S", 0.1)
+    counter = progress.image_counter(spark)
+
+    def slow(part):  # 8 tasks of 5 images, one at a time on each core
+        time.sleep(0.4)
+        counter.add(5)
+        return part
+
+    with spark_mod.timed("test", "featurize", {}, spark, images=40):
+        spark.sparkContext.parallelize(range(40), 8).mapPartitions(slow).count()
+    err = capsys.readouterr().err
+    done = [int(n) for n in re.findall(r"featurize: (\d+)/40 images \(\d+ %\) after \d+ s, [\d.]+ images/s", err)]
+    assert done and all(n % 5 == 0 for n in done) and done == sorted(done)
+    assert "s left" in err and "tasks of the running stages" not in err.split("images (")[-1]
+    # The featurizer counts each image it is given, once.
+    before = progress.images_done()
+    n = _score(spark, model_storage, fixtures / "aerial" / "test")["n_tiles"]
+    assert progress.images_done() - before == n
 
 
 def test_a_damaged_saved_model_is_refused_in_one_line(spark, model_storage, fixtures, tmp_path, capsys):

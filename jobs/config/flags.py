@@ -60,6 +60,9 @@ def parser(cls: type, description: str | None) -> argparse.ArgumentParser:
         else:
             kwargs["type"] = kind
         where.add_argument(f"--{f.name}", **kwargs)
+        if action is Switch:
+            hidden = {"dest": f.name, "default": None, "help": argparse.SUPPRESS}
+            where.add_argument(f"--no-{f.name}", action="store_false", **hidden)
     if "mmlspark_model_type" in hints:
         classifier = p.add_argument_group("classifier settings (pyspark.ml names; over the conf's [classifier] table)")
         for flag in estimators.FLAGS:  # snake_case as every other flag; pyspark.ml's camelCase kept as an alias
@@ -70,18 +73,33 @@ def parser(cls: type, description: str | None) -> argparse.ArgumentParser:
     return p
 
 
+class Switch(argparse.Action):
+    """A boolean setting: ``--key`` sets it, ``--no_key`` clears it (snake_case like every other
+    flag). :func:`parser` adds ``--no-key``, argparse's own spelling, as an alias hidden from ``--help``."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        key = option_strings[0].removeprefix("--")
+        super().__init__([f"--{key}", f"--no_{key}"], dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: str | None = None) -> None:
+        setattr(namespace, self.dest, not (option or "").startswith("--no"))
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings[:2])
+
+
 def add_summary_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(f"--{SUMMARY_FILE}", help="also write the one-line JSON summary to this local file")
 
 
 def _kind(hint: Any) -> tuple[Callable[[str], Any] | None, Any]:
     """The flag's parser for a field's type (an optional's inner type; lists comma-separated),
-    or a boolean ``--key/--no-key`` action."""
+    or a boolean ``--key/--no_key`` switch."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
         hint = args[0]
     if hint is bool:
-        return None, argparse.BooleanOptionalAction
+        return None, Switch
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0]
 

@@ -60,7 +60,8 @@ def setting(
     for numbers the range it must lie in (``low`` <= value <= ``high``, both inclusive).
 
     Flags are made from these (:mod:`jobs.config.flags`) with the field's type: ``bool`` as
-    ``--key/--no-key``, lists as comma-separated values. ``group`` titles a flag group in ``--help``.
+    ``--key/--no_key`` (``--no-key`` an alias), lists as comma-separated values. ``group`` titles
+    a flag group in ``--help``.
     Every number is also checked finite, and integers to fit Java's int (Spark ML's parameters)."""
     meta = {"help": help, "choices": choices, "flag": flag, "group": group, "low": low, "high": high}
     if factory is not None:

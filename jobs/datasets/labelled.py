@@ -26,6 +26,10 @@ from jobs.datasets import DatasetError, aid, folders, mnist, sample, splits, ucm
 from jobs.runtime.spark import parallelism
 from jobs.storage import Storage, open_storage
 
+# Featurizing tasks of at most this many images: tens of seconds each at the aerial recipe's 16
+# passes an image, so the images-done count (jobs.runtime.progress, sent as tasks end) moves.
+IMAGES_PER_TASK = 64
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -65,7 +69,7 @@ def load(spark: SparkSession, sel: Selection) -> tuple[DataFrame, dict[str, Any]
         return rows, {"method": "the data set's own train and test files"} | _common(sel), location
     names, info, location = image_names(spark, sel)
     n = info["listed"]
-    spread = names.repartition(max(parallelism(spark), -(-n // folders.FILES_PER_PARTITION)))
+    spread = names.repartition(max(parallelism(spark), -(-n // IMAGES_PER_TASK)))
     return folders.attach_images(spark, location, spread), info, location
 
 

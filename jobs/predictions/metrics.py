@@ -102,7 +102,7 @@ def images_needed(accuracy: float, half_width: float = TRUSTED_HALF_WIDTH) -> in
 
 def small_split_warnings(accuracy: float, n_test: int, tuning: list[dict[str, Any]] | None, n_val: int) -> list[str]:
     """Warnings when the test split is too small to trust its accuracy, or the validation split
-    too small to choose between settings (candidates tied, or apart by less than its interval)."""
+    too small to choose between settings (its best score's 95 % interval wider than ±0.05)."""
     out = []
     low, high = wilson(accuracy * n_test, n_test)
     if high - low > 2 * TRUSTED_HALF_WIDTH:
@@ -114,7 +114,9 @@ def small_split_warnings(accuracy: float, n_test: int, tuning: list[dict[str, An
         scores = sorted((c["validation_accuracy"] for c in tuning), reverse=True)
         tied = sum(s == scores[0] for s in scores)
         low, high = wilson(scores[0] * n_val, n_val)
-        if tied > 1 or high - low > 2 * TRUSTED_HALF_WIDTH:
+        # Too small when the best score's interval is wide; a tie inside a narrow interval only
+        # says the tied settings are equally good (the first in order is kept).
+        if high - low > 2 * TRUSTED_HALF_WIDTH:
             what = f"{tied} settings tied at {scores[0]:.4f}" if tied > 1 else f"best {scores[0]:.4f}"
             out.append(
                 f"validation split of {n_val} images is too small to choose settings ({what}, 95% interval "

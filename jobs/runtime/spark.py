@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from jobs.runtime import progress
 from jobs.runtime.errors import UserInputError
 from jobs.runtime.redact import redact
 
@@ -165,15 +166,16 @@ def say(job: str, message: str) -> None:
     print(f"[{job} {time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
 
 
-PROGRESS_S = 30.0  # seconds between progress lines of a long step
+PROGRESS_S = 10.0  # seconds between progress lines of a long step
 
 
 @contextmanager
 def timed(
     job: str, what: str, timings: dict[str, float], spark: SparkSession | None = None, images: int | None = None
 ) -> Iterator[None]:
-    """Times a step; with ``spark``, says every :data:`PROGRESS_S` how far its Spark stages are
-    (and, given the step's ``images``, about how many images a second that is)."""
+    """Times a step; with ``spark``, says every :data:`PROGRESS_S` how far it is: given the step's
+    ``images``, images done (as the featurizers count them), their rate and the time left; else
+    the tasks of its running Spark stages."""
     say(job, f"{what} ...")
     start = time.perf_counter()
     stop = threading.Event()
@@ -190,10 +192,21 @@ def timed(
 
 def _report(spark: SparkSession, job: str, what: str, start: float, stop: threading.Event, images: int | None) -> None:
     tracker = spark.sparkContext.statusTracker()
+    first = progress.images_done()
     while not stop.wait(PROGRESS_S):
-        infos = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
-        done = sum(i.numCompletedTasks for i in infos if i)
-        total = sum(i.numTasks for i in infos if i)
         elapsed = time.perf_counter() - start
-        rate = f", ~{images * done / total / elapsed:.1f} images/s" if images and total else ""
-        say(job, f"{what}: {done}/{total} tasks of the running stages done after {elapsed:.0f} s{rate}")
+        done = progress.images_done() - first
+        if done > 0:  # images, as the featurizers count them (none yet: tasks, below)
+            rate = done / elapsed
+            if images:
+                done = min(done, images)
+                left = f", about {(images - done) / rate:.0f} s left" if done < images else ""
+                say(job, f"{what}: {done:,}/{images:,} images ({100 * done / images:.0f} %) after {elapsed:.0f} s, "
+                    f"{rate:.1f} images/s{left}")  # fmt: skip
+            else:
+                say(job, f"{what}: {done:,} images after {elapsed:.0f} s, {rate:.1f} images/s")
+            continue
+        infos = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+        finished = sum(i.numCompletedTasks for i in infos if i)
+        total = sum(i.numTasks for i in infos if i)
+        say(job, f"{what}: {finished}/{total} tasks of the running stages done after {elapsed:.0f} s")

@@ -6,7 +6,7 @@ streams scene URIs (as tile listings are); everything else happens on the execut
 
 1. **Headers** (one task per ~64 scenes): size, bands, data type, CRS, geotransform, nodata,
    ground resolution; the tile grid; for data that is not 8-bit, a per-scene stretch.
-2. **Windows** (spread over tasks, ~256 a task, whatever the scene sizes): each executor opens
+2. **Windows** (spread over tasks, ~64 a task, whatever the scene sizes): each executor opens
    its scenes itself (rasterio/GDAL; Blob through ranged reads of the blob, never a whole
    download), reads its windows, picks ``bands`` (default 1, 2, 3: NAIP's red, green, blue; its
    4th band is near-infrared), and hands the featurizer an 8-bit RGB image.
@@ -71,7 +71,7 @@ from jobs.storage import NotAFileError, Reader, Storage, StorageError, open_stor
 
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".tfw", ".prj", ".xml", ".qml", ".txt", ".md")
 SCENES_PER_TASK = 64
-WINDOWS_PER_TASK = 256
+WINDOWS_PER_TASK = 64  # short tasks: the images-done count (jobs.runtime.progress) moves as they end
 STRETCH_PX = 1024  # longest side of the read that a scene's stretch is computed from
 READ_TRIES = 3
 
@@ -141,15 +141,16 @@ def list_scenes(
     """``(path, scene_id)`` rows of the scenes ``spec`` names, and the reader executors open them with.
 
     ``spec``: a folder (recursively; GDAL sidecar files are not scenes), a glob in its last
-    parts, a ``.txt``/``.lst`` file of URIs (one storage kind and account for all), or a STAC
-    Item / ItemCollection ``.json`` (:mod:`jobs.scenes.stac`; its rows carry the items' ``date``).
+    parts, a ``.txt``/``.lst`` file of URIs (one storage kind and account for all), a STAC
+    Item / ItemCollection ``.json`` or a STAC API search URL (:mod:`jobs.scenes.stac`; its rows
+    carry the items' ``date``).
     """
     if spec.endswith((".txt", ".lst")):
         return _from_list_file(spark, spec, skipped)
     if stac.is_stac(spec):
         found = stac.items(spec, asset, skipped)
         rows = pd.DataFrame([(h, scene_id(f"{i}.tif"), d) for h, i, d in found], columns=["path", "scene_id", "date"])
-        parent = found[0][0].rsplit("/", 1)[0] if "/" in found[0][0] else "."
+        parent = _parent(found[0][0])
         listed = spark.createDataFrame(rows, "path string, scene_id string, date string")
         return listed, _reader(open_storage(parent, spark))
     base, pattern = _split_glob(spec)
@@ -171,6 +172,14 @@ def list_scenes(
             raise DatasetError(f"scenes: {exc}") from None
 
     return names_frame(spark, files()).withColumnRenamed("label", "scene_id"), _reader(location)
+
+
+def _parent(href: str) -> str:
+    """The folder of an asset's href, keeping its query (a signed URL's SAS token grants the folder)."""
+    url = urlparse(href)
+    if "/" not in url.path.strip("/"):
+        return "." if not url.scheme else href
+    return url._replace(path=url.path.rsplit("/", 1)[0]).geturl()
 
 
 def _split_glob(spec: str) -> tuple[str, str | None]:
