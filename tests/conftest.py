@@ -56,8 +56,11 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def spark():
+    """One session per test process, started before its first test: a test that calls a job's
+    ``main()`` first would otherwise start the JVM itself, without SynapseML's jars (they can only
+    be added where the JVM starts), and the synapseml engine tests after it would fail."""
     from jobs.runtime.spark import get_spark
 
     session = get_spark("tests", synapseml=True)  # both featurizer engines are tested
