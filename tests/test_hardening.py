@@ -457,3 +457,28 @@ def test_a_switch_is_spelt_no_key_as_every_flag_is_snake_case_and_no_dash_key_st
     assert "--use_gpu, --no_use_gpu" in shown and "--no-use_gpu" not in shown
     assert finetune.parse_args(["--data", str(tmp_path), "--no_use_gpu"]).use_gpu is False
     assert finetune.parse_args(["--data", str(tmp_path), "--no-use_gpu"]).use_gpu is False
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("frozen-d4", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": True, "image_size": 256}),
+        ("frozen", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": False, "image_size": 256}),
+        ("mnist", {"pretrained_model_type": "efficientnet_lite0", "pool_grid": 2, "d4": False, "tune": False}),
+    ],
+)
+def test_each_recipe_is_one_name_whose_settings_fill_what_no_flag_gives(tmp_path, name, expected):
+    cfg = train.parse_args(["--data", str(tmp_path), "--dataset", "aerial", "--recipe", name])
+    resolved = config.resolved(cfg)
+    assert {k: resolved[k]["value"] for k in expected} == expected
+    assert {resolved[k]["from"] for k in expected} == {"recipe"} and resolved["recipe"]["from"] == "flag"
+    flagged = train.parse_args(["--data", str(tmp_path), "--recipe", name, "--no_d4", "--image_size", "128"])
+    assert (flagged.d4, flagged.image_size) == (False, 128)  # a flag wins over the recipe
+
+
+def test_an_unknown_recipe_is_one_line_listing_the_names(tmp_path, capsys):
+    assert train.parse_args(["--data", str(tmp_path)]).d4 is True  # no --recipe: the data set's (frozen-d4)
+    assert train.main(["--data", str(tmp_path), "--storage", str(tmp_path / "s"), "--recipe", "frozen_d4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("recipe 'frozen_d4': choose one of frozen-d4, frozen, mnist (did you mean frozen-d4?)")
+    assert not any("Traceback" in line for line in err)

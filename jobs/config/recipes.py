@@ -42,7 +42,15 @@ MNIST: dict[str, Any] = {
 # (whole image at 256 px, D4 mean) with logistic regression tuned on the validation split.
 FINETUNE: dict[str, Any] = {"pretrained_model_type": "efficientnet_lite0"}
 
-RECIPES: dict[str, dict[str, Any]] = {"aerial": AERIAL, "aid": AERIAL, "ucmerced": AERIAL, "mnist": MNIST}
+# The recipes by name (``--recipe NAME``), and the one each kind of data set gets by default.
+NAMED: dict[str, dict[str, Any]] = {
+    "frozen-d4": AERIAL,  # 2 networks x 8 rotations/flips: 16 forward passes a tile
+    "frozen": {**AERIAL, "d4": False},  # the same networks once each: 2 passes a tile
+    "mnist": MNIST,
+}
+PASSES = {"frozen-d4": 16, "frozen": 2, "mnist": 1}  # forward passes a tile, for --help
+BY_DATASET = {"aerial": "frozen-d4", "aid": "frozen-d4", "ucmerced": "frozen-d4", "mnist": "mnist"}
+RECIPES: dict[str, dict[str, Any]] = {dataset: NAMED[name] for dataset, name in BY_DATASET.items()}
 # What a data set module knows about its imagery, recorded in the model card: scoring warns of
 # scenes far from it, and takes its scene windows' size from it.
 IMAGERY: dict[str, dict[str, Any]] = {
@@ -59,9 +67,24 @@ IMAGERY: dict[str, dict[str, Any]] = {
 NETWORK_KEYS = {"pool_grid": 1, "d4": False, "image_size": None}  # what raw pixels take instead
 
 
+def described() -> str:
+    """Each named recipe with its settings, for ``--help`` and error messages."""
+
+    def value(v: Any) -> str:
+        return "unset" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return "; ".join(
+        f"{name} ({PASSES[name]} forward pass{'es' if PASSES[name] > 1 else ''} a tile: "
+        + ", ".join(f"{k} {value(v)}" for k, v in settings.items())
+        + ")"
+        for name, settings in NAMED.items()
+    )
+
+
 def apply(cfg: Any) -> None:
-    """Fills every setting ``cfg`` leaves unset (None) from its data set's recipe."""
-    recipe = RECIPES.get(cfg.dataset, AERIAL)
+    """Fills every setting ``cfg`` leaves unset (None) from its recipe: the one named by
+    ``cfg.recipe``, else its data set's."""
+    recipe = NAMED[cfg.recipe] if getattr(cfg, "recipe", None) else RECIPES.get(cfg.dataset, AERIAL)
     if cfg.pretrained_model_type == "pixels":  # the no-CNN baseline: the recipe's network settings do not apply
         recipe = {**recipe, **NETWORK_KEYS}
     for key, value in {**recipe, **IMAGERY.get(cfg.dataset, {})}.items():

@@ -22,9 +22,10 @@ from featurizers.image_featurizer import ENGINES
 from featurizers.quantize import PRECISIONS
 from featurizers.zoo import Network, NetworkError
 from jobs.classifiers.estimators import NAMES as CLASSIFIERS
-from jobs.config.recipes import FINETUNE, apply
+from jobs.config.recipes import BY_DATASET, FINETUNE, NAMED, apply, described
 from jobs.runtime.errors import UserInputError
 from jobs.runtime.names import check_name
+from jobs.runtime.suggest import did_you_mean
 
 DATASETS = ("aerial", "aid", "ucmerced", "mnist")
 PIXELS = "pixels"  # --pretrained_model_type pixels: raw grey pixels, the no-CNN baseline
@@ -83,6 +84,13 @@ class TrainConfig:
     )
     data: str | None = setting(None, "the data set's root (required; make demo gives its copies in conf/*.toml)")
     storage: str = setting("data", "storage root: a folder, an Azure Blob/ADLS URI or a Hadoop URI")
+    recipe: str | None = setting(
+        None,
+        "named settings, filled in where a flag or the conf gives none; default the data set's ("
+        + ", ".join(f"{d}: {n}" for d, n in BY_DATASET.items())
+        + "). "
+        + described(),
+    )
     pretrained_model_type: str | None = setting(
         None, "zoo network (efficientnet_lite0, mobilenet_v2, resnet18, …), several joined by '+', or pixels"
     )
@@ -138,6 +146,9 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         check_name("output_model_name", self.output_model_name)
+        if self.recipe is not None and self.recipe not in NAMED:
+            hint = did_you_mean(self.recipe, NAMED)
+            raise ConfigError(f"recipe {self.recipe!r}: choose one of {', '.join(NAMED)}{hint}")
         apply(self)
         self.data, self.storage = absolute(self.data), absolute(self.storage)
         if self.mmlspark_model_type not in CLASSIFIERS:
