@@ -31,14 +31,12 @@ WET, DRY = 0.5, 0.05  # the assessment's "at least half water" and "almost no wa
 
 def windows(storage: str, model_name: str, scenes: str, tile_m: float) -> pd.DataFrame:
     """Features, class probabilities and NDWI water share of every window of ``scenes``."""
-    import rasterio
     from pyspark.ml.feature import StringIndexerModel
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
-    from rasterio.windows import Window
 
-    from jobs.maps.reference import ndwi_water
+    from jobs.maps.reference import ndwi_reference
     from jobs.scenes import windows as cut
     from jobs.storage import LocalStorage
 
@@ -59,15 +57,10 @@ def windows(storage: str, model_name: str, scenes: str, tile_m: float) -> pd.Dat
         vector_to_array("features").alias("features"), vector_to_array("probability").alias("probability"),
     ).toPandas()  # fmt: skip
     spark.stop()
-    shares = []
-    for r in frame.itertuples():
-        with rasterio.open(r.scene_path) as ds:
-            t = int(r.tile_px)
-            data = ds.read([2, 4], window=Window(r.col * t, r.row * t, t, t), boundless=True, masked=True)
-        valid = ~np.ma.getmaskarray(data).any(axis=0)
-        water = ndwi_water(np.ma.getdata(data[0]), np.ma.getdata(data[1]), valid)
-        shares.append(float(water.sum()) / max(int(valid.sum()), 1))
-    frame["water_share"] = shares
+    # The water share as landuse-assess --reference ndwi measures it (green 2, NIR 4), a scene at a time.
+    share = ndwi_reference(reader, 2, 4)
+    measured = pd.concat([share(g.assign(map_label=None)) for _, g in frame.groupby("scene_id")])
+    frame = frame.merge(measured[["scene_id", "row", "col", "water_share"]], on=["scene_id", "row", "col"])
     frame["date"] = frame["scene_id"].str.extract(r"_(\d{8})")[0]
     frame.attrs["labels"] = labels
     return frame

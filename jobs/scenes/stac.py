@@ -43,8 +43,9 @@ def is_search(spec: str) -> bool:
 
 def items(spec: str, asset: str, skipped: Counter[str] | None = None) -> list[tuple[str, str, str | None]]:
     """``(href, item id, date)`` of every item that ``spec`` (a file or a search) yields with ``asset``."""
-    found = _search(spec) if is_search(spec) else _read(spec)
-    where = "STAC search" if is_search(spec) else "STAC file"
+    search = is_search(spec)
+    found = _search(spec) if search else _read(spec)
+    where = "STAC search" if search else "STAC file"
     skipped = Counter() if skipped is None else skipped
     out, seen, names = [], set(), set()
     for item in found:

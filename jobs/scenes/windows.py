@@ -177,9 +177,9 @@ def list_scenes(
 def _parent(href: str) -> str:
     """The folder of an asset's href, keeping its query (a signed URL's SAS token grants the folder)."""
     url = urlparse(href)
-    if "/" not in url.path.strip("/"):
-        return "." if not url.scheme else href
-    return url._replace(path=url.path.rsplit("/", 1)[0]).geturl()
+    if "/" not in url.path:
+        return "."
+    return url._replace(path=url.path.rsplit("/", 1)[0] or "/").geturl()
 
 
 def _split_glob(spec: str) -> tuple[str, str | None]:
