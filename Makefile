@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := UV_NATIVE_TLS=1 $(PY) -m uv pip install -q --python $(PY)
+UV := UV_NATIVE_TLS=1 $(PY) -m uv pip install -q --compile-bytecode --python $(PY)
 CACHE := .cache
 DEMO := $(CACHE)/demo
 PKGS := $(CACHE)/packages
@@ -71,6 +71,7 @@ bench: $(VENV)/.installed $(VENV)/.bench data
 	$(PY) bench/featurize.py
 	$(PY) bench/scale.py --cluster
 	$(PY) bench/scenes.py
+	$(PY) bench/recipes.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jobs featurizers tests bench setup.py

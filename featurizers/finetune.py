@@ -198,14 +198,7 @@ def train_process(spec: FinetuneSpec) -> dict[str, Any] | None:
     steps_per_epoch = group.max(math.ceil(len(train_items) / spec.batch_size))
     total = max(1, spec.epochs * steps_per_epoch)
     warmup = min(steps_per_epoch, total // 4)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: (
-            (s + 1) / (warmup + 1)
-            if s < warmup
-            else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
-        ),
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, warmup, total))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
 
@@ -226,6 +219,11 @@ def train_process(spec: FinetuneSpec) -> dict[str, Any] | None:
             y = torch.tensor([lab for _, lab in batch])
             with amp:
                 loss = loss_fn(ddp(x.to(device, non_blocking=True)), y.to(device))
+            if not math.isfinite(float(loss.detach())):  # diverged: nothing after this step is worth keeping
+                raise FloatingPointError(
+                    f"the training loss is {float(loss.detach())} at epoch {epoch}, step {step + 1}: "
+                    f"lower the learning rate (lr {spec.lr})"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -16,7 +16,10 @@ import sys
 
 from jobs import config
 from jobs.workflows import command
+from jobs.workflows.finetune import train_or_finetune
 from jobs.workflows.train import JOB, train
+
+__all__ = ["main", "parse_args", "train"]  # train: the workflow itself, for notebooks and tests
 
 
 def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
@@ -24,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> config.TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return command.main(JOB, parse_args, train, argv)
+    return command.main(JOB, parse_args, train_or_finetune, argv)
 
 
 if __name__ == "__main__":

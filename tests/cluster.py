@@ -40,6 +40,7 @@ class Cluster:
             SPARK_LOCAL_IP="127.0.0.1",
             SPARK_IDENT_STRING=IDENT,  # names the PID files; $USER, its default, may be unset
             PYSPARK_PYTHON=sys.executable,
+            SPARK_DAEMON_JAVA_OPTS="-XX:TieredStopAtLevel=1",  # as conftest.JVM_TEST_OPTS: seconds-long JVMs
         )
 
     def _daemon(self, action: str, cls: str, instance: int, *args: str) -> None:

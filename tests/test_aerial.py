@@ -132,15 +132,38 @@ def test_a_class_whose_training_images_are_all_rejected_is_an_error_naming_it(sp
         train.train(spark, cfg, storage)
 
 
+def test_too_few_images_to_carve_validation_trains_untuned_and_says_so(spark, fixtures, tmp_path):
+    """Two images a class: one tests, one trains, none is left to validate on. The documented
+    fallback (the classifier's defaults) is taken aloud: a warning in the summary and the record."""
+    from jobs import train
+
+    root = tmp_path / "two_each"
+    for c in ("Barren", "Forest", "Developed"):
+        (root / c).mkdir(parents=True)
+        for f in sorted((fixtures / "aerial" / "train" / c).iterdir())[:2]:
+            shutil.copy(f, root / c / f.name)
+    store = LocalStorage(tmp_path / "store")
+    cfg = config.TrainConfig(data=str(root), storage=str(store.root), pretrained_model_type="pixels",
+                             tune=True, val_ratio=0.2, train_ratio=0.5).validate()  # fmt: skip
+    summary = train.train(spark, cfg, store)
+    expected = "no validation images to tune on (3 training images in 3 classes, val_ratio 0.2)"
+    assert any(w.startswith(expected) for w in summary["warnings"]), summary["warnings"]
+    record = store.read_json("runs", summary["run_id"], "metrics.json")
+    assert record["tuning"] is None and any(w.startswith(expected) for w in record["warnings"])
+
+
 def test_defaults_are_each_data_sets_best_recipe():
     aerial = config.TrainConfig(dataset="aerial", data="x").validate()
+    # One pass a tile: Lite0 fine-tuned (12 epochs at most), no D4 at scoring time, LR tuned on validation.
     assert (aerial.pretrained_model_type, aerial.d4, aerial.image_size, aerial.pool_grid) == (
-        "efficientnet_lite0+mobilenet_v2",
-        True,
-        256,
+        "efficientnet_lite0",
+        False,
+        192,
         1,
     )
+    assert (aerial.finetune, aerial.epochs) == (True, 12)
     assert aerial.tune and aerial.val_ratio > 0 and aerial.mmlspark_model_type == "logisticregression"
+    assert config.TrainConfig(dataset="aerial", data="x", recipe="frozen-d4").validate().d4 is True
     uc = config.TrainConfig(dataset="ucmerced", data="uc").validate()
     assert (uc.gsd_m, uc.image_px, uc.data) == (0.3, 256, os.path.abspath("uc"))  # recorded whole
     mnist = config.TrainConfig(dataset="mnist", data="m").validate()
@@ -149,9 +172,9 @@ def test_defaults_are_each_data_sets_best_recipe():
     with pytest.raises(config.ConfigError, match=r"^no data: give --data ROOT"):
         config.TrainConfig(dataset="ucmerced").validate()
     # A setting given wins over the recipe.
-    assert config.TrainConfig(dataset="aerial", data="x", d4=False).validate().d4 is False
+    assert config.TrainConfig(dataset="aerial", data="x", d4=True).validate().d4 is True
     with pytest.raises(config.ConfigError, match="d4 averages over rotations"):
-        config.TrainConfig(dataset="aerial", data="x", pool_grid=2).validate()
+        config.TrainConfig(dataset="aerial", data="x", recipe="frozen-d4", pool_grid=2).validate()
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):

@@ -44,13 +44,19 @@ def finetuned(tmp_path_factory):
     data, tiles = sample_tree(base)
     storage = base / "storage"
     args = ["--data", str(data), "--storage", str(storage), "--output_model_name", "ft", "--epochs", "1", *SMALL]
-    summary = submit("finetune.py", *args, "--num_processes", "2", "--no-tune")
+    # The one-pass recipe through train.py, as a user asks for it by name (jobs/finetune.py is the
+    # same workflow with fine-tuning always on; the killed-process test below runs it).
+    summary = submit("train.py", "--recipe", "one-pass", *args, "--num_processes", "2", "--no-tune")
     return storage, tiles, data, summary
 
 
 def test_two_processes_fine_tune_one_epoch_and_the_model_scores(finetuned):
     storage, tiles, _, summary = finetuned
     assert summary["finetune"]["epochs_run"] == 1 and summary["finetune"]["best_epoch"] == 1
+    # One forward pass of one network a tile: no rotations/flips averaged at scoring time.
+    chosen = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())["config"]
+    assert (chosen["recipe"], chosen["finetune"], chosen["d4"]) == ("one-pass", True, False)
+    assert chosen["pretrained_model_type"] == "efficientnet_lite0"
     assert summary["n_rejected"] == 1  # the broken file: rejected by the featurizer too
     record = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())
     ft = record["finetune"]
@@ -143,3 +149,19 @@ def test_a_killed_training_process_fails_the_job_and_keeps_the_saved_model(finet
     assert not [
         p for p in psutil.process_iter(["cmdline"]) if "torch_run_process_wrapper" in " ".join(p.info["cmdline"] or [])
     ]
+
+
+def test_a_diverging_fine_tune_stops_with_one_line(tmp_path):
+    """A learning rate that overflows the weights: the process stops at the first non-finite loss,
+    naming it, instead of training on (and keeping) NaN weights. Through TorchDistributor this is
+    the job's one line, with nothing saved (as for the killed process above)."""
+    from featurizers.finetune import FinetuneSpec, train_process
+    from jobs.storage import reader_for
+
+    data, _ = sample_tree(tmp_path)
+    files = [(str(p), i) for i, c in enumerate(CLASSES) for p in sorted((data / c).glob("*.jpg"))[:4]]
+    spec = FinetuneSpec(backbone="efficientnet_lite0", classes=list(CLASSES), train=files, val=files[:3],
+                        reader=reader_for(str(data)), image_size=32, epochs=2, lr=1e30, trainable_blocks=-1,
+                        batch_size=4, seed=0, threads=1)  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"^the training loss is (nan|inf) at epoch 1, step \d+: lower"):
+        train_process(spec)

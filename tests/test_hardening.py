@@ -73,7 +73,7 @@ def test_pixels_changed_before_featurizing_are_noted():
         ('top_k = "3"', "top_k = '3' is a string, expected an integer"),
         ("d4 = 1", "d4 = 1 is an integer, expected true or false"),
         ('[logisticregression]\nregParam = "x"', "regParam = 'x': not a valid value"),
-        ("pool_grid = 100\nd4 = false", "pool_grid 100: the cut's last feature map is 8 x 8 at 256 px"),
+        ("pool_grid = 100\nd4 = false", "pool_grid 100: the cut's last feature map is 6 x 6 at 192 px"),
         ("pool_grid = 0", "pool_grid 0 must be a positive integer"),
     ],
 )
@@ -120,7 +120,7 @@ def test_a_flag_always_wins_and_the_resolved_configuration_says_from_where(tmp_p
     assert (pinned.fraction("train"), pinned.fraction("test")) == (0.3, 0.02)
     rows = config.resolved(cfg)
     assert rows["sample_frac"] == {"value": 0.02, "from": "flag"} and rows["batch_size"]["from"] == "conf"
-    assert rows["pretrained_model_type"] == {"value": "efficientnet_lite0+mobilenet_v2", "from": "recipe"}
+    assert rows["pretrained_model_type"] == {"value": "efficientnet_lite0", "from": "recipe"}  # one-pass
     assert rows["train_ratio"] == {"value": 0.8, "from": "default"}
     lines = [" ".join(line.split()) for line in config.describe(cfg).splitlines()]
     assert "sample_frac = 0.02 (flag)" in lines and len(lines) == len(rows)  # printed at start, one per key
@@ -443,14 +443,14 @@ def test_classifier_flags_take_snake_case_and_pyspark_camel_case_alike(tmp_path)
 
 
 def test_a_switch_is_spelt_no_key_as_every_flag_is_snake_case_and_no_dash_key_still_works(tmp_path, capsys):
-    """``--no_use_gpu`` / ``--no_d4`` (the one spelling ``--help`` shows); argparse's ``--no-d4``
+    """``--no_use_gpu`` / ``--no_finetune`` (the one spelling ``--help`` shows); argparse's ``--no-d4``
     is kept as an alias, so scripts written before still run."""
     from jobs import finetune
 
-    for spelling in ("--no_d4", "--no-d4"):
+    for spelling in ("--no_finetune", "--no-finetune"):
         cfg = train.parse_args(["--data", str(tmp_path), spelling])
-        assert cfg.d4 is False and config.resolved(cfg)["d4"]["from"] == "flag"
-    assert train.parse_args(["--data", str(tmp_path)]).d4 is True  # the recipe's, not a flag's
+        assert cfg.finetune is False and config.resolved(cfg)["finetune"]["from"] == "flag"
+    assert train.parse_args(["--data", str(tmp_path)]).finetune is True  # the recipe's, not a flag's
     with pytest.raises(SystemExit):
         finetune.parse_args(["--help"])
     shown = capsys.readouterr().out
@@ -464,6 +464,7 @@ def test_a_switch_is_spelt_no_key_as_every_flag_is_snake_case_and_no_dash_key_st
     [
         ("frozen-d4", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": True, "image_size": 256}),
         ("frozen", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": False, "image_size": 256}),
+        ("one-pass", {"pretrained_model_type": "efficientnet_lite0", "d4": False, "image_size": 192, "finetune": True}),
         ("mnist", {"pretrained_model_type": "efficientnet_lite0", "pool_grid": 2, "d4": False, "tune": False}),
     ],
 )
@@ -477,8 +478,10 @@ def test_each_recipe_is_one_name_whose_settings_fill_what_no_flag_gives(tmp_path
 
 
 def test_an_unknown_recipe_is_one_line_listing_the_names(tmp_path, capsys):
-    assert train.parse_args(["--data", str(tmp_path)]).d4 is True  # no --recipe: the data set's (frozen-d4)
+    assert train.parse_args(["--data", str(tmp_path)]).finetune is True  # no --recipe: the data set's (one-pass)
     assert train.main(["--data", str(tmp_path), "--storage", str(tmp_path / "s"), "--recipe", "frozen_d4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("recipe 'frozen_d4': choose one of frozen-d4, frozen, mnist (did you mean frozen-d4?)")
+    assert err[-1].endswith(
+        "recipe 'frozen_d4': choose one of frozen-d4, frozen, one-pass, mnist (did you mean frozen-d4?)"
+    )
     assert not any("Traceback" in line for line in err)

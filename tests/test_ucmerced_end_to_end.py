@@ -31,6 +31,7 @@ def test_train_on_a_uc_merced_sample_then_map_a_naip_scene(tmp_path):
         "--pretrained_model_type",
         "mobilenet_v2",
         "--no-d4",
+        "--no_finetune",  # frozen features: the one-pass default is trained through spark-submit in test_finetune
         "--image_size",
         "128",
         *common,

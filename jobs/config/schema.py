@@ -70,6 +70,13 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+FINETUNING = "fine-tuning: the network trained on these images first (TorchDistributor; torch needed)"
+FINETUNE_HELP = (
+    "train the network on these images first, then the classifier on its features (recipe one-pass: "
+    "rotations/flips learnt in training, one forward pass a tile when scoring)"
+)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything ``jobs/train.py`` needs; recorded whole in the run's metrics.json. None: the
@@ -131,6 +138,23 @@ class TrainConfig:
     gbt: dict[str, Any] = setting(factory=dict, flag=False)
     tune: bool | None = setting(None, "choose the classifier's settings (jobs.classifiers.estimators.GRIDS) on val")
     cache_features: bool = setting(False, "keep featurized images under features/ for later runs")
+    finetune: bool | None = setting(None, FINETUNE_HELP, group=FINETUNING)
+    epochs: int | None = setting(
+        None,
+        "most epochs (stops early when validation accuracy stops improving); default the recipe's, else 25",
+        group=FINETUNING,
+        low=1,
+        high=10_000,
+    )
+    lr: float = setting(1e-3, "AdamW's peak learning rate (one warm-up epoch, then cosine decay)", group=FINETUNING)
+    trainable_blocks: int = setting(
+        -1, "-1: the whole backbone; k: its last k blocks; 0: the head alone", group=FINETUNING, low=-1, high=1000
+    )
+    num_processes: int = setting(
+        2, "training processes (DDP): cores here, GPUs with use_gpu", group=FINETUNING, low=1, high=4096
+    )
+    use_gpu: bool = setting(False, "train on GPUs (NCCL; Spark needs GPU resources)", group=FINETUNING)
+    finetune_batch_size: int = setting(16, "images per step per process", group=FINETUNING, low=2, high=4096)
 
     def classifier_params(self) -> dict[str, Any]:
         """The conf table of the chosen classifier."""
@@ -190,12 +214,36 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.precision == "int8" and self.pretrained_model_type == PIXELS:
             raise ConfigError("precision int8 quantizes a network: raw pixels have none")
+        if self.finetune:
+            self._check_finetune()
         if not self.data:  # last: the other settings' errors are worth hearing first
             raise ConfigError(
                 "no data: give --data ROOT, the labelled images' root (<class>/* or train/ + test/; "
                 "make demo passes its copies through conf/*.toml)"
             )
         return self
+
+    def _check_finetune(self) -> None:
+        if self.epochs is None:
+            self.epochs = FINETUNE["epochs"]
+        if self.dataset == "mnist":
+            raise ConfigError("fine-tuning takes aerial images (dataset aerial, aid or ucmerced), not mnist")
+        if self.pretrained_model_type == PIXELS or len(self.network().backbones) != 1:
+            raise ConfigError(f"fine-tuning takes one zoo backbone, not {self.pretrained_model_type!r}")
+        if self.weights == "random":
+            raise ConfigError("fine-tuning starts from pretrained weights: weights 'random' is for speed tests")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs {self.epochs} must be 1 or more")
+        if not self.lr > 0:
+            raise ConfigError(f"lr {self.lr} must be above 0")
+        if self.num_processes < 1:
+            raise ConfigError(f"num_processes {self.num_processes} must be 1 or more")
+        if self.finetune_batch_size < 2:  # BatchNorm needs two images a step
+            raise ConfigError(f"finetune_batch_size {self.finetune_batch_size} must be 2 or more")
+        if self.trainable_blocks < -1:
+            raise ConfigError(f"trainable_blocks {self.trainable_blocks}: -1 (all), 0 (head only) or a block count")
+        if not self.val_ratio:
+            raise ConfigError("fine-tuning keeps its best epoch on a validation split: give val_ratio > 0")
 
 
 SCENES = "georeferenced scenes (GeoTIFF/COG): land-use maps instead of a tile table"
@@ -252,37 +300,13 @@ class ScoreConfig:
 
 @dataclasses.dataclass
 class FinetuneConfig(TrainConfig):
-    """``jobs/finetune.py``: a train run whose featurizer is first fine-tuned (TorchDistributor)."""
+    """``jobs/finetune.py``: a train run that always fine-tunes its network first (TorchDistributor),
+    on the data set's recipe otherwise (``--recipe one-pass`` is the same through ``jobs/train.py``)."""
 
-    epochs: int = setting(25, "most epochs (stops early when validation accuracy stops improving)", low=1, high=10_000)
-    lr: float = setting(1e-3, "AdamW's peak learning rate (one warm-up epoch, then cosine decay)")
-    trainable_blocks: int = setting(
-        -1, "-1: the whole backbone; k: its last k blocks; 0: the head alone", low=-1, high=1000
-    )
-    num_processes: int = setting(2, "training processes (DDP): cores here, GPUs with use_gpu", low=1, high=4096)
-    use_gpu: bool = setting(False, "train on GPUs (NCCL; Spark needs GPU resources)")
-    finetune_batch_size: int = setting(16, "images per step per process", low=2, high=4096)
+    finetune: bool | None = setting(True, FINETUNE_HELP, group=FINETUNING)
 
     def validate(self) -> FinetuneConfig:
         if self.pretrained_model_type is None:
             self.pretrained_model_type = FINETUNE["pretrained_model_type"]
         super().validate()
-        if self.dataset == "mnist":
-            raise ConfigError("fine-tuning takes aerial images (dataset aerial, aid or ucmerced), not mnist")
-        if self.pretrained_model_type == PIXELS or len(self.network().backbones) != 1:
-            raise ConfigError(f"fine-tuning takes one zoo backbone, not {self.pretrained_model_type!r}")
-        if self.weights == "random":
-            raise ConfigError("fine-tuning starts from pretrained weights: weights 'random' is for speed tests")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs {self.epochs} must be 1 or more")
-        if not self.lr > 0:
-            raise ConfigError(f"lr {self.lr} must be above 0")
-        if self.num_processes < 1:
-            raise ConfigError(f"num_processes {self.num_processes} must be 1 or more")
-        if self.finetune_batch_size < 2:  # BatchNorm needs two images a step
-            raise ConfigError(f"finetune_batch_size {self.finetune_batch_size} must be 2 or more")
-        if self.trainable_blocks < -1:
-            raise ConfigError(f"trainable_blocks {self.trainable_blocks}: -1 (all), 0 (head only) or a block count")
-        if not self.val_ratio:
-            raise ConfigError("fine-tuning keeps its best epoch on a validation split: give val_ratio > 0")
         return self

@@ -16,7 +16,8 @@ from pyspark.sql import functions as F
 from featurizers.export import require_torch
 from featurizers.finetune import FinetuneSpec, train_process
 from featurizers.zoo import get_entry
-from jobs.config import ConfigError, FinetuneConfig
+from jobs.classifiers import estimators
+from jobs.config import ConfigError, TrainConfig
 from jobs.datasets import DatasetError, labelled, splits
 from jobs.runtime.digests import sha256_bytes
 from jobs.runtime.errors import JobFailedError
@@ -32,7 +33,7 @@ class TrainingFailedError(JobFailedError):
     """A training process died or raised; the previously saved model is untouched."""
 
 
-def names_by_split(spark: SparkSession, cfg: FinetuneConfig) -> tuple[dict[str, list[tuple[str, str]]], Any]:
+def names_by_split(spark: SparkSession, cfg: TrainConfig) -> tuple[dict[str, list[tuple[str, str]]], Any]:
     """``{split: [(URI, label)]}`` for train and val (names only, streamed), and the data root."""
     names, _, location = labelled.image_names(spark, selection(cfg))
     rows = names.where(F.col("split").isin(splits.TRAIN, splits.VAL)).select("path", "label", "split").orderBy("key")
@@ -41,7 +42,11 @@ def names_by_split(spark: SparkSession, cfg: FinetuneConfig) -> tuple[dict[str, 
         out[r["split"]].append((r["path"], r["label"]))
     names.unpersist()
     if not out[splits.VAL]:
-        raise DatasetError(f"no validation images in {location.uri()}: raise val_ratio or add images")
+        n, k = len(out[splits.TRAIN]), len({lab for _, lab in out[splits.TRAIN]})
+        raise DatasetError(
+            f"no validation images in {location.uri()} ({n} training images in {k} classes, val_ratio "
+            f"{cfg.val_ratio}): fine-tuning keeps its best epoch on them; raise val_ratio or add images"
+        )
     return out, location
 
 
@@ -77,7 +82,7 @@ def _what_failed(exc: BaseException) -> str:
     return (codes[0] if codes else lines[-1] if lines else "no output")[:300]
 
 
-def finetune(spark: SparkSession, cfg: FinetuneConfig, storage: Storage) -> dict[str, Any]:
+def finetune(spark: SparkSession, cfg: TrainConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
     require_torch("fine-tuning")
     cores = spark.sparkContext.defaultParallelism
@@ -88,6 +93,8 @@ def finetune(spark: SparkSession, cfg: FinetuneConfig, storage: Storage) -> dict
         key = "spark.driver.resource.gpu.amount" if local else "spark.task.resource.gpu.amount"
         if not spark.conf.get(key, None):
             raise ConfigError(f"--use_gpu needs {key} (and a GPU discovery script) in Spark's conf")
+    # Bad classifier settings fail now, not after the minutes of fine-tuning before the classifier.
+    estimators.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)
     backbone = cfg.network().backbones[0]
     by_split, location = names_by_split(spark, cfg)
     classes = sorted({lab for names in by_split.values() for _, lab in names})
@@ -142,3 +149,8 @@ def finetune(spark: SparkSession, cfg: FinetuneConfig, storage: Storage) -> dict
         "epochs_run": len(info["curve"])
     }
     return summary
+
+
+def train_or_finetune(spark: SparkSession, cfg: TrainConfig, storage: Storage) -> dict[str, Any]:
+    """``jobs/train.py``'s work: a fine-tune first where the recipe or a flag asks for one."""
+    return finetune(spark, cfg, storage) if cfg.finetune else train(spark, cfg, storage)

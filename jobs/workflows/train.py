@@ -183,6 +183,13 @@ def train(
     good = feats.where(F.col("reject_reason").isNull())
     train_rows = good.where(F.col("split") == splits.TRAIN)
     val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
+    if cfg.tune and val_rows is None:  # the documented fallback: the grid's defaults, said aloud and recorded
+        n_train, n_classes = counts["train"]["featurized"], len(counts["train"]["featurized_by_label"])
+        warnings.append(
+            f"no validation images to tune on ({n_train} training images in {n_classes} classes, val_ratio "
+            f"{cfg.val_ratio}): the classifier's settings were not tuned; its defaults were used"
+        )
+        say(JOB, f"warning: {warnings[-1]}")
     with timed(JOB, f"fit {cfg.mmlspark_model_type}", timings):
         head, tuning = head_fit(train_rows, val_rows, cfg)
     model = PipelineModel([featurizer, *head.stages])
