@@ -84,7 +84,7 @@ def _what_failed(exc: BaseException) -> str:
 
 def finetune(spark: SparkSession, cfg: TrainConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
-    require_torch("fine-tuning")
+    require_torch("fine-tuning (recipe one-pass)")
     cores = spark.sparkContext.defaultParallelism
     if not cfg.use_gpu and cfg.num_processes > cores:
         raise ConfigError(f"num_processes {cfg.num_processes} is more than the {cores} cores Spark has")
