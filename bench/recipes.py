@@ -117,6 +117,11 @@ def chart(rows: list[dict], machine: str, out: Path) -> None:
         label = f"{r['recipe']} ({r['forward_passes_a_tile']} pass{'es' if r['forward_passes_a_tile'] > 1 else ''})"
         ax.annotate(label, (r["tiles_images_per_s"], r["test_accuracy"]), textcoords="offset points", xytext=(6, 4))
     ax.set_xscale("log")
+    rates = [r["tiles_images_per_s"] for r in rows]
+    ax.set_xlim(min(rates) / 1.6, max(rates) * 2.2)  # room for the labels
+    ticks = [t for t in (2, 5, 10, 20, 50, 100, 200, 500, 1000) if min(rates) / 1.6 <= t <= max(rates) * 2.2]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("images/s scored (featurize + predict), log scale")
     ax.set_ylabel("UC Merced test accuracy (seeded 80/20)")
     ax.set_title(f"Accuracy against scoring speed\n{machine}", fontsize=9)
