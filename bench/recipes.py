@@ -33,12 +33,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from scale import submit  # noqa: E402
 
+from jobs.config.recipes import PASSES  # noqa: E402
+
 WORK = ROOT / ".cache" / "bench" / "recipes"
 RECIPES = ("one-pass", "frozen", "frozen-d4")
 DEFAULT = "one-pass"
 
 
-def test_tiles(storage: Path, run_id: str, data: Path, out: Path) -> int:
+def copy_test_split(storage: Path, run_id: str, data: Path, out: Path) -> int:
     """The training run's test images, copied into one folder (score.py follows no link out of it)."""
     record = json.loads((storage / "runs" / run_id / "metrics.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
@@ -73,7 +75,7 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
             "--storage", str(storage), "--output_model_name", model,
         )  # fmt: skip
         train_s = time.time() - started
-    n = test_tiles(storage, trained["run_id"], data, WORK / f"tiles_{model}")
+    n = copy_test_split(storage, trained["run_id"], data, WORK / f"tiles_{model}")
     tiles, _ = submit("score.py", "--output_model_name", model, "--tiles", str(WORK / f"tiles_{model}"),
                       "--storage", str(storage))  # fmt: skip
     assert tiles["n_scored"] == n, tiles
@@ -81,7 +83,7 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
                           "--storage", str(storage))  # fmt: skip
     row = {
         "recipe": name,
-        "forward_passes_a_tile": {"one-pass": 1, "frozen": 2, "frozen-d4": 16}[name],
+        "forward_passes_a_tile": PASSES[name],
         "test_accuracy": trained["accuracy"],
         "macro_f1": trained["macro_f1"],
         "n_train": trained["n_train"],
