@@ -219,16 +219,17 @@ def train_process(spec: FinetuneSpec) -> dict[str, Any] | None:
             y = torch.tensor([lab for _, lab in batch])
             with amp:
                 loss = loss_fn(ddp(x.to(device, non_blocking=True)), y.to(device))
-            if not math.isfinite(float(loss.detach())):  # diverged: nothing after this step is worth keeping
+            value = float(loss.detach())  # one device sync a step, for the check and the curve
+            if not math.isfinite(value):  # diverged: nothing after this step is worth keeping
                 raise FloatingPointError(
-                    f"the training loss is {float(loss.detach())} at epoch {epoch}, step {step + 1}: "
+                    f"the training loss is {value} at epoch {epoch}, step {step + 1}: "
                     f"lower the learning rate (lr {spec.lr})"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
         correct, seen = _evaluate(model, val_x, val_y, device, spec.batch_size * 2, amp)
         correct, seen = group.sum([correct, seen])
         acc = correct / seen if seen else 0.0
