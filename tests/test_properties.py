@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs.runtime.names import NameError_, check_name
+from jobs.runtime.spark import task_count
 from jobs.scenes.windows import list_scenes, scene_id
 from jobs.storage import LocalStorage, StorageError
 
@@ -34,6 +35,22 @@ def test_scene_ids_are_unique_for_any_set_of_paths(paths):
     ids = [scene_id(p) for p in paths]
     assert len(set(ids)) == len(ids)
     assert all(i and "/" not in i and not i.startswith(".") for i in ids)
+
+
+class _Slots:
+    """Stands in for a classic session: only ``sparkContext.defaultParallelism`` is read."""
+
+    def __init__(self, slots: int) -> None:
+        self.sparkContext = type("Context", (), {"defaultParallelism": slots})()
+
+
+@given(st.integers(0, 100_000), st.integers(1, 512), st.integers(1, 64))
+@settings(max_examples=300, deadline=None)
+def test_tasks_come_in_whole_waves_of_at_most_per_task_items(n, per_task, slots):
+    tasks = task_count(_Slots(slots), n, per_task)  # type: ignore[arg-type]
+    assert tasks % slots == 0 and tasks >= slots
+    assert tasks * per_task >= n  # no task holds more than per_task items
+    assert tasks - slots < max(1, -(-n // per_task))  # and no whole wave more than needed
 
 
 @given(st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=6))

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.datasets import DatasetError, aid, folders, mnist, sample, splits, ucmerced
-from jobs.runtime.spark import parallelism
+from jobs.runtime.spark import task_count
 from jobs.storage import Storage, open_storage
 
 # Featurizing tasks of at most this many images: tens of seconds each at the aerial recipe's 16
@@ -69,7 +69,7 @@ def load(spark: SparkSession, sel: Selection) -> tuple[DataFrame, dict[str, Any]
         return rows, {"method": "the data set's own train and test files"} | _common(sel), location
     names, info, location = image_names(spark, sel)
     n = info["listed"]
-    spread = names.repartition(max(parallelism(spark), -(-n // IMAGES_PER_TASK)))
+    spread = names.repartition(task_count(spark, n, IMAGES_PER_TASK))
     return folders.attach_images(spark, location, spread), info, location
 
 

@@ -115,6 +115,14 @@ def parallelism(spark: SparkSession) -> int:
     return int(spark.conf.get("spark.default.parallelism", None) or CONNECT_PARALLELISM)
 
 
+def task_count(spark: SparkSession, n_items: int, per_task: int) -> int:
+    """Tasks for ``n_items`` of at most ``per_task`` each, in whole waves of the cluster's slots:
+    3 tasks on 2 cores would leave one core idle for the last third of the stage."""
+    slots = max(1, parallelism(spark))
+    waves = -(-max(1, -(-n_items // per_task)) // slots)
+    return waves * slots
+
+
 class JvmStderr(io.TextIOBase):
     """The launching JVM's stderr, for Python's: spark-submit merges the Python driver's stdout
     and stderr into its own stdout, where only the job's JSON summary belongs."""

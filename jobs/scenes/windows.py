@@ -65,7 +65,7 @@ from pyspark.sql.types import (
 
 from jobs.datasets import DatasetError
 from jobs.datasets.folders import names_frame
-from jobs.runtime.spark import parallelism
+from jobs.runtime.spark import parallelism, task_count
 from jobs.scenes import stac
 from jobs.storage import NotAFileError, Reader, Storage, StorageError, open_storage
 
@@ -415,8 +415,7 @@ def window_table(scenes: DataFrame, n_windows: int) -> DataFrame:
         )
         .select("scene_id", "scene_path", "row", F.explode(F.sequence(F.lit(0), F.col("n_cols") - 1)).alias("col"))
     )
-    parts = max(parallelism(scenes.sparkSession), -(-n_windows // WINDOWS_PER_TASK))
-    return grid.repartition(parts)
+    return grid.repartition(task_count(scenes.sparkSession, n_windows, WINDOWS_PER_TASK))
 
 
 def window_reader(reader: Reader, opts: SceneOptions) -> Any:
