@@ -57,8 +57,11 @@ def test_two_processes_fine_tune_one_epoch_and_the_model_scores(finetuned):
     chosen = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())["config"]
     assert (chosen["recipe"], chosen["finetune"], chosen["d4"]) == ("one-pass", True, False)
     assert chosen["pretrained_model_type"] == "efficientnet_lite0"
-    assert summary["n_rejected"] == 1  # the broken file: rejected by the featurizer too
+    # The recipe's precision auto found no tuned validation score to weigh int8 by (--no-tune): fp32, said so.
     record = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())
+    assert (chosen["precision"], record["precision"], record["precision_check"]["kept"]) == ("auto", "fp32", "fp32")
+    assert any("precision auto" in w for w in summary["warnings"])
+    assert summary["n_rejected"] == 1  # the broken file: rejected by the featurizer too
     ft = record["finetune"]
     assert ft["processes"] == 2 and ft["device"] == "cpu" and ft["classes"] == list(CLASSES)
     assert len(ft["curve"]) == 1 and 0.0 <= ft["curve"][0]["val_accuracy"] <= 1.0

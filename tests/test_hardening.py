@@ -464,7 +464,11 @@ def test_a_switch_is_spelt_no_key_as_every_flag_is_snake_case_and_no_dash_key_st
     [
         ("frozen-d4", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": True, "image_size": 256}),
         ("frozen", {"pretrained_model_type": "efficientnet_lite0+mobilenet_v2", "d4": False, "image_size": 256}),
-        ("one-pass", {"pretrained_model_type": "efficientnet_lite0", "d4": False, "image_size": 192, "finetune": True}),
+        (
+            "one-pass",
+            {"pretrained_model_type": "efficientnet_lite0", "d4": False, "image_size": 192, "finetune": True}
+            | {"precision": "auto"},
+        ),
         ("mnist", {"pretrained_model_type": "efficientnet_lite0", "pool_grid": 2, "d4": False, "tune": False}),
     ],
 )

@@ -18,6 +18,7 @@ from featurizers.quantize import QuantizationError, cpu_has_vnni, quantize
 from featurizers.zoo import Network
 from jobs import config, score, train
 from jobs.storage import LocalStorage
+from jobs.workflows import train as train_workflow
 from jobs.workflows.networks import ensure_int8
 
 # Measured: EfficientNet-Lite0 features on UC Merced, 64 calibration images. AVX2 without VNNI
@@ -89,3 +90,48 @@ def test_an_int8_model_is_calibrated_on_its_training_images_and_scores_in_int8(
             config.ScoreConfig(output_model_name="q", tiles=tiles, storage=str(root.root), precision="fp32"),
             root,
         )
+
+
+def _fitted(precision: str, val: float | None) -> train_workflow.Fitted:
+    tuning = None if val is None else [{"params": {"regParam": 0.01}, "validation_accuracy": val}]
+    return train_workflow.Fitted(precision, None, None, None, 100.0, None, tuning)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fp32", "int8", "kept"),
+    [(0.990, 0.990, "int8"), (0.990, 0.9851, "int8"), (0.990, 0.9849, "fp32"), (0.980, 0.990, "int8")],
+)
+def test_auto_keeps_int8_only_within_half_a_point_of_fp32_on_validation(fp32, int8, kept):
+    warnings: list[str] = []
+    chosen, check = train_workflow.choose_precision([_fitted("fp32", fp32), _fitted("int8", int8)], warnings)
+    assert chosen.precision == check["kept"] == kept and not warnings
+    assert check["validation_accuracy"] == {"fp32": fp32, "int8": int8}
+
+
+def test_auto_without_a_validation_score_keeps_fp32_and_says_so():
+    warnings: list[str] = []
+    chosen, check = train_workflow.choose_precision([_fitted("fp32", None), _fitted("int8", None)], warnings)
+    assert chosen.precision == check["kept"] == "fp32"
+    assert len(warnings) == 1 and "kept fp32" in warnings[0]
+
+
+def test_auto_fits_both_precisions_and_records_the_comparison(spark, fixtures, storage, lite0_onnx, tmp_path):
+    root = LocalStorage(tmp_path / "root")
+    shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")  # reuse the fp32 export
+    base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root), **LITE0}
+    base |= {"tune": True, "val_ratio": 0.25}
+    summary = train.train(spark, config.TrainConfig(output_model_name="a", precision="auto", **base).validate(), root)
+    record = root.read_json("runs", summary["run_id"], "metrics.json")
+    check = record["precision_check"]
+    val = check["validation_accuracy"]
+    assert set(val) == {"fp32", "int8"} and all(0 <= v <= 1 for v in val.values())
+    assert check["kept"] == ("int8" if val["int8"] >= val["fp32"] - train_workflow.MAX_INT8_COST else "fp32")
+    assert summary["precision"] == record["precision"] == check["kept"]
+    assert root.load_card("trainedmodels", "a")["precision"] == check["kept"]
+    assert ("-int8-" in Path(record["onnx_uri"]).name) == (check["kept"] == "int8")
+    assert {"featurize (fp32)", "featurize (int8)"} <= set(record["timings_s"])
+
+
+def test_auto_on_raw_pixels_is_a_config_error():
+    with pytest.raises(config.ConfigError, match="raw pixels have none"):
+        config.TrainConfig(dataset="mnist", data="x", pretrained_model_type="pixels", precision="auto").validate()

@@ -5,6 +5,7 @@ flags made from the schema (:mod:`.flags`)."""
 from jobs.config.flags import add_summary_flag, parse, plain
 from jobs.config.loading import build, describe, resolved
 from jobs.config.schema import (
+    AUTO,
     CLASSIFIERS,
     DATASETS,
     PIXELS,
@@ -16,6 +17,7 @@ from jobs.config.schema import (
 )
 
 __all__ = [
+    "AUTO",
     "CLASSIFIERS",
     "DATASETS",
     "PIXELS",

@@ -119,7 +119,9 @@ def _default(cls: type, f: dataclasses.Field[Any]) -> str:
         default = f.default_factory()
     else:
         default = None
-    by_dataset = {d: r[f.name] for d, r in RECIPES.items() if f.name in r}
+    # Recipes fill only configs that take one (training's); scoring's unset means the model's own.
+    takes_recipe = any(g.name == "recipe" for g in dataclasses.fields(cls))
+    by_dataset = {d: r[f.name] for d, r in RECIPES.items() if f.name in r} if takes_recipe else {}
     if default is None and by_dataset:
         return "the data set's recipe: " + ", ".join(f"{d} {json.dumps(v)}" for d, v in by_dataset.items())
     if default is None:

@@ -25,6 +25,7 @@ AERIAL: dict[str, Any] = {
     "tune": True,
     "val_ratio": 0.15,
     "finetune": False,
+    "precision": "fp32",
 }
 
 # Handwritten digits: position matters and rotations change the class (6 vs 9): EfficientNet-Lite0
@@ -38,6 +39,7 @@ MNIST: dict[str, Any] = {
     "tune": False,
     "val_ratio": 0.0,
     "finetune": False,
+    "precision": "fp32",
 }
 
 # What fine-tuning takes where its recipe says nothing (``--finetune`` or jobs/finetune.py beside a
@@ -57,6 +59,9 @@ ONE_PASS: dict[str, Any] = {
     "image_size": 192,
     "finetune": True,
     "epochs": 12,
+    # int8 where the validation split says it costs at most half a point (measured 2026-12-05 on the
+    # fine-tuned networks, validation accuracy fp32 = int8: UC Merced 0.9960, AID 0.9968; ~1.65x images/s)
+    "precision": "auto",
 }
 
 # The recipes by name (``--recipe NAME``), and the one each kind of data set gets by default.
@@ -82,7 +87,8 @@ IMAGERY: dict[str, dict[str, Any]] = {
 }
 
 
-NETWORK_KEYS = {"pool_grid": 1, "d4": False, "image_size": None, "finetune": False}  # what raw pixels take instead
+# What raw pixels take instead of a recipe's network settings.
+NETWORK_KEYS = {"pool_grid": 1, "d4": False, "image_size": None, "finetune": False, "precision": "fp32"}
 
 
 def described() -> str:

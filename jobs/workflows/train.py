@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from featurizers.image_featurizer import NOTE_COL, ImageFeaturizer
 from featurizers.pixels import PixelFeaturizer
+from featurizers.quantize import PRECISIONS
 from jobs import config
 from jobs.classifiers import estimators
 from jobs.classifiers import head as head_module
@@ -120,11 +121,16 @@ def featurize(
 
 
 def make_featurizer(
-    cfg: config.TrainConfig, storage: Storage, timings: dict[str, float], images: DataFrame, location: Storage
+    cfg: config.TrainConfig,
+    precision: str,
+    storage: Storage,
+    timings: dict[str, float],
+    images: DataFrame,
+    location: Storage,
 ) -> tuple[Transformer, str | None]:
     """The featurizer stage, and the ONNX network it runs (None for raw pixels).
 
-    With ``precision`` int8 the network is quantized, calibrated on a seeded sample of this
+    At ``precision`` int8 the network is quantized, calibrated on a seeded sample of this
     run's training images (:data:`~jobs.workflows.networks.CALIBRATION_IMAGES`; bytes of those few
     come to the driver), and cached per network and calibration sample.
     """
@@ -133,7 +139,7 @@ def make_featurizer(
     network = cfg.network()
     with timed(JOB, "export or reuse the ONNX network", timings):
         onnx_uri = ensure_onnx(storage, network, cfg.weights)
-    if cfg.precision == "int8":
+    if precision == "int8":
         with timed(JOB, "quantize or reuse the int8 network", timings):
             sample = (
                 images.where(F.col("split") == splits.TRAIN)
@@ -146,6 +152,47 @@ def make_featurizer(
             onnx_uri = ensure_int8(storage, onnx_uri, network, [(r["key"], r["image"]) for r in sample], source)
     featurizer = ImageFeaturizer.from_network(network, onnx_uri, batchSize=cfg.batch_size, engine=cfg.engine)
     return featurizer, onnx_uri
+
+
+MAX_INT8_COST = 0.005  # precision auto: the validation accuracy int8 may cost against fp32 (half a point)
+
+
+@dataclasses.dataclass
+class Fitted:
+    """One precision's featurizer, features and head fitted on them."""
+
+    precision: str
+    featurizer: Transformer
+    onnx_uri: str | None
+    feats: DataFrame
+    images_per_second: float | None
+    head: PipelineModel
+    tuning: list[dict[str, Any]] | None
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """The chosen settings' validation accuracy (None where nothing was tuned on a val split)."""
+        return max(c["validation_accuracy"] for c in self.tuning) if self.tuning else None
+
+
+def choose_precision(fitted: list[Fitted], warnings: list[str]) -> tuple[Fitted, dict[str, Any] | None]:
+    """The one candidate, or under precision auto int8 where its validation accuracy is within
+    :data:`MAX_INT8_COST` of fp32's, and the comparison as recorded (fp32 where none can be made)."""
+    if len(fitted) == 1:
+        return fitted[0], None
+    fp32, int8 = fitted
+    check: dict[str, Any] = {
+        "rule": f"int8 where its validation accuracy is at most {MAX_INT8_COST:g} below fp32's",
+        "validation_accuracy": {"fp32": fp32.val_accuracy, "int8": int8.val_accuracy},
+        "images_per_second": {"fp32": fp32.images_per_second, "int8": int8.images_per_second},
+    }
+    if fp32.val_accuracy is None or int8.val_accuracy is None:
+        warnings.append("precision auto: no tuned validation accuracy to compare int8 with fp32 on: kept fp32")
+        say(JOB, f"warning: {warnings[-1]}")
+        return fp32, check | {"kept": "fp32"}
+    kept = int8 if int8.val_accuracy >= fp32.val_accuracy - MAX_INT8_COST else fp32
+    say(JOB, f"precision auto: validation fp32 {fp32.val_accuracy:.4f}, int8 {int8.val_accuracy:.4f}: {kept.precision}")
+    return kept, check | {"kept": kept.precision}
 
 
 def train(
@@ -165,33 +212,46 @@ def train(
     estimators.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)  # bad settings fail now
     # Data first: a wrong layout or header fails in seconds, before any network is exported.
     images, split_info, location = labelled.load(spark, selection(cfg))
-    featurizer, onnx_uri = make_featurizer(cfg, storage, timings, images, location)
-
-    step = "featurize"
-    with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
-        feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
-        feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
-        total = feats.count()
-    counts = split_counts(feats)
-    counts["images_per_second"] = None if cached else round(total / max(timings[step], 1e-9), 2)
-    counts["features_cached"] = cached
-    warnings = check_labels(counts, location, split_info)
-    if split_info.get("skipped_by_reason"):
-        warnings.append(f"left out while listing (not images): {split_info['skipped_by_reason']}")
-        say(JOB, f"warning: {warnings[-1]}")
-
-    good = feats.where(F.col("reject_reason").isNull())
-    train_rows = good.where(F.col("split") == splits.TRAIN)
-    val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
-    if cfg.tune and val_rows is None:  # the documented fallback: the grid's defaults, said aloud and recorded
-        n_train, n_classes = counts["train"]["featurized"], len(counts["train"]["featurized_by_label"])
-        warnings.append(
-            f"no validation images to tune on ({n_train} training images in {n_classes} classes, val_ratio "
-            f"{cfg.val_ratio}): the classifier's settings were not tuned; its defaults were used"
-        )
-        say(JOB, f"warning: {warnings[-1]}")
-    with timed(JOB, f"fit {cfg.mmlspark_model_type}", timings):
-        head, tuning = head_fit(train_rows, val_rows, cfg)
+    # precision auto fits a head at each precision and keeps int8 only where validation says it costs
+    # at most MAX_INT8_COST; the images and their rejects are the same at either precision.
+    precisions = list(PRECISIONS) if cfg.precision == config.AUTO else [cfg.precision]
+    fitted: list[Fitted] = []
+    warnings: list[str] = []
+    for precision in precisions:
+        featurizer, onnx_uri = make_featurizer(cfg, precision, storage, timings, images, location)
+        step = "featurize" if len(precisions) == 1 else f"featurize ({precision})"
+        with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
+            feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
+            feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
+            total = feats.count()
+        rate = None if cached else round(total / max(timings[step], 1e-9), 2)
+        if not fitted:
+            counts = split_counts(feats)
+            counts["features_cached"] = cached
+            warnings = check_labels(counts, location, split_info)
+            if split_info.get("skipped_by_reason"):
+                warnings.append(f"left out while listing (not images): {split_info['skipped_by_reason']}")
+                say(JOB, f"warning: {warnings[-1]}")
+        good = feats.where(F.col("reject_reason").isNull())
+        train_rows = good.where(F.col("split") == splits.TRAIN)
+        val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
+        if cfg.tune and val_rows is None and not fitted:  # the documented fallback, said aloud and recorded
+            n_train, n_classes = counts["train"]["featurized"], len(counts["train"]["featurized_by_label"])
+            warnings.append(
+                f"no validation images to tune on ({n_train} training images in {n_classes} classes, val_ratio "
+                f"{cfg.val_ratio}): the classifier's settings were not tuned; its defaults were used"
+            )
+            say(JOB, f"warning: {warnings[-1]}")
+        fit_step = f"fit {cfg.mmlspark_model_type}" + ("" if len(precisions) == 1 else f" ({precision})")
+        with timed(JOB, fit_step, timings):
+            head, tuning = head_fit(train_rows, val_rows, cfg)
+        fitted.append(Fitted(precision, featurizer, onnx_uri, feats, rate, head, tuning))
+    kept, precision_check = choose_precision(fitted, warnings)
+    for f in fitted:
+        if f is not kept:
+            f.feats.unpersist()
+    featurizer, onnx_uri, feats, head, tuning = kept.featurizer, kept.onnx_uri, kept.feats, kept.head, kept.tuning
+    counts["images_per_second"] = kept.images_per_second
     model = PipelineModel([featurizer, *head.stages])
 
     predictions_path = [RUNS, run_id, "test_predictions"]
@@ -223,7 +283,8 @@ def train(
         "model": cfg.output_model_name,
         "model_uri": model_uri,
         "pretrained_model_type": cfg.pretrained_model_type,
-        "precision": cfg.precision,
+        "precision": kept.precision,
+        "precision_check": precision_check,
         "onnx_uri": onnx_uri,
         "classifier": cfg.mmlspark_model_type,
         "classifier_params": head_module.classifier_params(head.stages[1]),
@@ -252,7 +313,7 @@ def train(
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
         | {"gsd_m": cfg.gsd_m, "gsd_range_m": cfg.gsd_range_m, "image_px": cfg.image_px, "tile_m": tile_m}
-        | {"d4": cfg.d4, "precision": cfg.precision}
+        | {"d4": cfg.d4, "precision": kept.precision}
         | (extra or {})
     )
     with timed(JOB, "save model", timings):
@@ -278,6 +339,7 @@ def train(
         "n_test": result.n,
         "n_rejected": sum(counts[s]["rejected"] for s in (splits.TRAIN, splits.VAL, splits.TEST)),
         "featurize_images_per_s": counts["images_per_second"],
+        "precision": kept.precision,
         "classifier_params": {k: v for k, v in record["classifier_params"].items() if k in estimators.FLAGS},
         "warnings": warnings,
         "metrics_uri": metrics_uri,
