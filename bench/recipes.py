@@ -57,17 +57,17 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
     reused = keep and card.is_file()
     if reused:  # trained by an earlier invocation into this storage: its record holds the figures
         run_id = json.loads(card.read_text())["run_id"]
-        record = json.loads((storage / "runs" / run_id / "metrics.json").read_text())
-        counts = record["counts"]
+        earlier = json.loads((storage / "runs" / run_id / "metrics.json").read_text())
+        counts = earlier["counts"]
         trained = {
             "run_id": run_id,
-            "accuracy": round(record["accuracy"], 4),
-            "macro_f1": round(record["macro_f1"], 4),
+            "accuracy": round(earlier["accuracy"], 4),
+            "macro_f1": round(earlier["macro_f1"], 4),
             "n_train": counts["train"]["featurized"] + counts["val"]["featurized"],
             "n_test": counts["test"]["featurized"],
-            "finetune": record.get("finetune"),
+            "finetune": earlier.get("finetune"),
         }
-        train_s = record["seconds"]
+        train_s = earlier["seconds"]
     else:
         started = time.time()
         trained, _ = submit(
@@ -75,6 +75,7 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
             "--storage", str(storage), "--output_model_name", model,
         )  # fmt: skip
         train_s = time.time() - started
+    record = json.loads((storage / "runs" / trained["run_id"] / "metrics.json").read_text())
     n = copy_test_split(storage, trained["run_id"], data, WORK / f"tiles_{model}")
     tiles, _ = submit("score.py", "--output_model_name", model, "--tiles", str(WORK / f"tiles_{model}"),
                       "--storage", str(storage))  # fmt: skip
@@ -91,6 +92,8 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
         "train_wall_s": round(train_s, 1),
         "trained_in_this_run": not reused,
         "finetune": trained.get("finetune"),
+        "precision": record["precision"],  # the one-pass recipe's auto: int8 where validation allows
+        "precision_check": record.get("precision_check"),
         "tiles_images_per_s": tiles["images_per_s"],
         "scene_windows_per_s": scene_run["images_per_s"],
         "scene_windows": scene_run["n_tiles"],
