@@ -71,13 +71,18 @@ def submit(script: str, *args: str, master: str | None = None) -> tuple[dict, di
     peaks: dict[str, int] = {}
     stop = threading.Event()
 
+    failed: list[BaseException] = []
+
     def watch() -> None:  # VmHWM is each process's own peak; sample until it exits
-        while not stop.is_set():
-            for pid, role in _tree(proc.pid):
-                hwm = _vmhwm(pid)
-                if hwm:
-                    peaks[role] = max(peaks.get(role, 0), hwm)
-            time.sleep(0.2)
+        try:
+            while not stop.is_set():
+                for pid, role in _tree(proc.pid):
+                    hwm = _vmhwm(pid)
+                    if hwm:
+                        peaks[role] = max(peaks.get(role, 0), hwm)
+                time.sleep(0.2)
+        except Exception as exc:  # a watcher that stops early would under-report the peaks
+            failed.append(exc)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -86,6 +91,8 @@ def submit(script: str, *args: str, master: str | None = None) -> tuple[dict, di
     watcher.join()
     if proc.returncode != 0:
         sys.exit(out[-3000:])
+    if failed:
+        sys.exit(f"the memory watcher of {script} stopped early: {failed[0]!r}")
     peaks["driver_heap_after_gc"] = _heap_after_gc(gc_log)
     return json.loads(out.strip().splitlines()[-1]), peaks
 
@@ -119,7 +126,11 @@ def _descendants(pid: int) -> list[int]:
     out = [pid]
     children: list[str] = []
     # A JVM starts processes from any of its threads: every thread's children count.
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").glob("*"))
+    except OSError:  # it ended meanwhile (this killed the watcher thread once, mid-run)
+        return out
+    for task in tasks:
         try:
             children += (task / "children").read_text().split()
         except OSError:

@@ -82,7 +82,7 @@ def main() -> int:
     labelled = str(make_training_set())
     common = ["--dataset", "aerial", "--data", labelled, "--storage", str(storage), "--val_ratio", "0", "--no_tune"]
     submit("train.py", *common, "--output_model_name", "lite0", "--pretrained_model_type", "efficientnet_lite0",
-           "--weights", "random", "--no_d4", "--image_size", "0")  # fmt: skip
+           "--weights", "random", "--no_d4", "--image_size", "0", "--no_finetune", "--precision", "fp32")  # fmt: skip
     scored, _ = submit("score.py", "--output_model_name", "lite0", "--storage", str(storage),
                        "--scenes", args.scenes, "--tile_px", str(args.tile_px))  # fmt: skip
     windows = WORK / f"windows_{args.tile_px}"
