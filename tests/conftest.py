@@ -29,9 +29,11 @@ import make_fixtures  # noqa: E402
 # The settings the older tests were written for (the aerial recipe's defaults are tested in
 # test_aerial.py): EfficientNet-Lite0 at its own crop, no D4, no validation split.
 LITE0 = {"pretrained_model_type": "efficientnet_lite0", "d4": False, "image_size": 0, "tune": False, "val_ratio": 0.0}
-LITE0 |= {"finetune": False}  # the frozen network: fine-tuning (the aerial default) is test_finetune's
+# The frozen network in fp32: fine-tuning and precision auto (the aerial default's) are
+# test_finetune's and test_quantize's.
+LITE0 |= {"finetune": False, "precision": "fp32"}
 LITE0_FLAGS = ["--pretrained_model_type", "efficientnet_lite0", "--no-d4", "--image_size", "0", "--no-tune"]
-LITE0_FLAGS += ["--val_ratio", "0", "--no_finetune"]
+LITE0_FLAGS += ["--val_ratio", "0", "--no_finetune", "--precision", "fp32"]
 
 
 # Slowest last (spark-submit end to end, Azurite, the standalone cluster); the rest keep

@@ -18,6 +18,7 @@ from featurizers.pixels import PixelFeaturizer, grey_pixels
 from jobs import config, runs, train
 from jobs.datasets import folders, mnist
 from jobs.records import history as run_history
+from jobs.records import tracking
 from jobs.storage import RUNS, TRAINED, LocalStorage
 
 
@@ -142,6 +143,20 @@ def test_mlflow_gets_params_metrics_and_artifacts(history, monkeypatch):
     assert run.data.metrics["accuracy"] == pytest.approx(tuned["accuracy"], abs=1e-4)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts == {"metrics.json", "efficientnet_lite0.json"}
+
+
+def test_an_int8_network_card_goes_to_mlflow_under_its_file_name(history, tmp_path, monkeypatch):
+    import mlflow
+
+    root, _, tuned, _, _ = history
+    record = root.read_json("runs", tuned["run_id"], "metrics.json") | {"onnx_uri": "/m/lite0-int8-0123abcd.onnx"}
+    card = {"precision": "int8", "fp32_onnx": "lite0.onnx"}  # an int8 card names no network
+    mlruns = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlruns)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    run_id = tracking.log_run(record, card)
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient(tracking_uri=mlruns).list_artifacts(run_id)}
+    assert artifacts == {"metrics.json", "lite0-int8-0123abcd.json"}
 
 
 def test_pixel_featurizer_is_raw_pixels_over_255(spark, fixtures):

@@ -60,6 +60,7 @@ def test_an_int8_model_is_calibrated_on_its_training_images_and_scores_in_int8(
     root = LocalStorage(tmp_path / "root")
     shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")  # reuse the fp32 export
     base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root), **LITE0}
+    base.pop("precision")
     cfg = config.TrainConfig(output_model_name="q", precision="int8", **base).validate()
     summary = train.train(spark, cfg, root)
     record = root.read_json("runs", summary["run_id"], "metrics.json")
@@ -119,8 +120,8 @@ def test_auto_fits_both_precisions_and_records_the_comparison(spark, fixtures, s
     root = LocalStorage(tmp_path / "root")
     shutil.copytree(storage.root / "pretrainedmodels", root.root / "pretrainedmodels")  # reuse the fp32 export
     base = {"dataset": "aerial", "data": str(fixtures / "aerial"), "storage": str(root.root), **LITE0}
-    base |= {"tune": True, "val_ratio": 0.25}
-    summary = train.train(spark, config.TrainConfig(output_model_name="a", precision="auto", **base).validate(), root)
+    base |= {"tune": True, "val_ratio": 0.25, "precision": "auto"}
+    summary = train.train(spark, config.TrainConfig(output_model_name="a", **base).validate(), root)
     record = root.read_json("runs", summary["run_id"], "metrics.json")
     check = record["precision_check"]
     val = check["validation_accuracy"]

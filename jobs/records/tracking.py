@@ -51,8 +51,8 @@ def log_run(record: dict[str, Any], card: dict[str, Any] | None) -> str | None:
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             files = {"metrics.json": record}
-            if card is not None:  # raw-pixel runs have no network
-                files[f"{card['name']}.json"] = card
+            if card is not None:  # raw-pixel runs have no network; an int8 network's card has no name
+                files[f"{card.get('name') or Path(record['onnx_uri']).stem}.json"] = card
             for name, obj in files.items():
                 (Path(tmp) / name).write_text(json.dumps(obj, indent=2, sort_keys=True))
                 mlflow.log_artifact(str(Path(tmp) / name))
