@@ -57,17 +57,17 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
     reused = keep and card.is_file()
     if reused:  # trained by an earlier invocation into this storage: its record holds the figures
         run_id = json.loads(card.read_text())["run_id"]
-        earlier = json.loads((storage / "runs" / run_id / "metrics.json").read_text())
-        counts = earlier["counts"]
+        record = json.loads((storage / "runs" / run_id / "metrics.json").read_text())
+        counts = record["counts"]
         trained = {
             "run_id": run_id,
-            "accuracy": round(earlier["accuracy"], 4),
-            "macro_f1": round(earlier["macro_f1"], 4),
+            "accuracy": round(record["accuracy"], 4),
+            "macro_f1": round(record["macro_f1"], 4),
             "n_train": counts["train"]["featurized"] + counts["val"]["featurized"],
             "n_test": counts["test"]["featurized"],
-            "finetune": earlier.get("finetune"),
+            "finetune": record.get("finetune"),
         }
-        train_s = earlier["seconds"]
+        train_s = record["seconds"]
     else:
         started = time.time()
         trained, _ = submit(
@@ -75,7 +75,7 @@ def measure(name: str, data: Path, scene: Path, storage: Path, keep: bool) -> di
             "--storage", str(storage), "--output_model_name", model,
         )  # fmt: skip
         train_s = time.time() - started
-    record = json.loads((storage / "runs" / trained["run_id"] / "metrics.json").read_text())
+        record = json.loads((storage / "runs" / trained["run_id"] / "metrics.json").read_text())
     n = copy_test_split(storage, trained["run_id"], data, WORK / f"tiles_{model}")
     tiles, _ = submit("score.py", "--output_model_name", model, "--tiles", str(WORK / f"tiles_{model}"),
                       "--storage", str(storage))  # fmt: skip
