@@ -128,12 +128,16 @@ def require(path: Path) -> Path:
     return path
 
 
-def submit_command(script: str, *args: str, master: str | None = None) -> tuple[list[str], dict[str, str]]:
+def submit_command(
+    script: str, *args: str, master: str | None = None, spark_conf: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
     """The spark-submit command line and environment for a job, as a user would run it."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     submit_bin = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     log4j = f"-Dlog4j2.configurationFile={ROOT / 'jobs' / 'log4j2.properties'}"
     options = ["--master", master] if master else []
+    for key, value in (spark_conf or {}).items():
+        options += ["--conf", f"{key}={value}"]
     return [submit_bin, *options, "--driver-java-options", log4j, str(ROOT / "jobs" / script), *args], env
 
 

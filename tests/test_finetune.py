@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 from conftest import DEMO, ROOT, require, submit, submit_command
 
 from jobs import config
@@ -61,6 +62,7 @@ def test_two_processes_fine_tune_one_epoch_and_the_model_scores(finetuned):
     record = json.loads((storage / "runs" / summary["run_id"] / "metrics.json").read_text())
     assert (chosen["precision"], record["precision"], record["precision_check"]["kept"]) == ("auto", "fp32", "fp32")
     assert any("precision auto" in w for w in summary["warnings"])
+    assert "featurize (fp32)" in record["timings_s"] and "featurize (int8)" not in record["timings_s"]  # not tried
     assert summary["n_rejected"] == 1  # the broken file: rejected by the featurizer too
     ft = record["finetune"]
     assert ft["processes"] == 2 and ft["device"] == "cpu" and ft["classes"] == list(CLASSES)
@@ -93,11 +95,20 @@ def test_bad_settings_are_one_line_errors(tmp_path, spark, finetuned):
         with pytest.raises(config.ConfigError, match=needle):
             config.build(config.FinetuneConfig, None, {"data": "x", **bad})
     _, _, data, _ = finetuned
-    for flags, needle in (
-        (["--num_processes", "64"], "finetune: error: num_processes 64 is more than the"),
-        (["--use_gpu"], "finetune: error: --use_gpu needs spark.driver.resource.gpu.amount"),
-    ):
-        cmd, env = submit_command("finetune.py", "--data", str(data), "--storage", str(tmp_path), *flags)
+    cases = [
+        (["--num_processes", "64"], "finetune: error: num_processes 64 is more than the", None),
+        (["--use_gpu"], "finetune: error: --use_gpu needs spark.driver.resource.gpu.amount", None),
+    ]
+    if not torch.cuda.is_available():  # Spark lists a GPU (its discovery script says so) that torch cannot use
+        script = tmp_path.parent / "gpus.sh"
+        script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0"]}\'\n')
+        script.chmod(0o755)
+        gpu = {"spark.driver.resource.gpu.amount": "1", "spark.driver.resource.gpu.discoveryScript": str(script)}
+        cases.append((["--use_gpu"], "finetune: error: --use_gpu: Spark gives the driver GPU 0, but torch", gpu))
+    for flags, needle, spark_conf in cases:
+        cmd, env = submit_command(
+            "finetune.py", "--data", str(data), "--storage", str(tmp_path), *flags, spark_conf=spark_conf
+        )
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and done.stdout == ""
         assert done.stderr.strip().splitlines()[-1].startswith(needle)

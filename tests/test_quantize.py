@@ -104,16 +104,24 @@ def _fitted(precision: str, val: float | None) -> train_workflow.Fitted:
 )
 def test_auto_keeps_int8_only_within_half_a_point_of_fp32_on_validation(fp32, int8, kept):
     warnings: list[str] = []
-    chosen, check = train_workflow.choose_precision([_fitted("fp32", fp32), _fitted("int8", int8)], warnings)
+    chosen, check = train_workflow.choose_precision([_fitted("fp32", fp32), _fitted("int8", int8)], warnings, True)
     assert chosen.precision == check["kept"] == kept and not warnings
     assert check["validation_accuracy"] == {"fp32": fp32, "int8": int8}
 
 
 def test_auto_without_a_validation_score_keeps_fp32_and_says_so():
+    # fit_precisions stops after fp32 when it has no validation score: int8 is never tried.
     warnings: list[str] = []
-    chosen, check = train_workflow.choose_precision([_fitted("fp32", None), _fitted("int8", None)], warnings)
+    chosen, check = train_workflow.choose_precision([_fitted("fp32", None)], warnings, True)
     assert chosen.precision == check["kept"] == "fp32"
+    assert check["validation_accuracy"] == {"fp32": None, "int8": None}
     assert len(warnings) == 1 and "kept fp32" in warnings[0]
+
+
+def test_a_fixed_precision_is_not_weighed():
+    warnings: list[str] = []
+    chosen, check = train_workflow.choose_precision([_fitted("int8", None)], warnings, False)
+    assert chosen.precision == "int8" and check is None and not warnings
 
 
 def test_auto_fits_both_precisions_and_records_the_comparison(spark, fixtures, storage, lite0_onnx, tmp_path):

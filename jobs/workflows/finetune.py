@@ -82,17 +82,35 @@ def _what_failed(exc: BaseException) -> str:
     return (codes[0] if codes else lines[-1] if lines else "no output")[:300]
 
 
+def check_gpus(spark: SparkSession) -> None:
+    """``--use_gpu``'s preconditions, before any process starts. TorchDistributor finds GPUs through
+    Spark's resource scheduling; under a local master the processes run here, so torch here must
+    see a CUDA device too (else each process would fail after the launch)."""
+    local = spark.sparkContext.master.startswith("local")
+    key = "spark.driver.resource.gpu.amount" if local else "spark.task.resource.gpu.amount"
+    if not spark.conf.get(key, None):
+        raise ConfigError(f"--use_gpu needs {key} (and a GPU discovery script) in Spark's conf")
+    if local:
+        import torch
+
+        if not torch.cuda.is_available():
+            gpus = spark.sparkContext.resources.get("gpu")
+            listed = ", ".join(gpus.addresses) if gpus else "none"
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise ConfigError(
+                f"--use_gpu: Spark gives the driver GPU {listed}, but torch {torch.__version__} ({build}) "
+                "sees no CUDA device"
+            )
+
+
 def finetune(spark: SparkSession, cfg: TrainConfig, storage: Storage) -> dict[str, Any]:
     started = time.time()
     require_torch("fine-tuning (recipe one-pass)")
     cores = spark.sparkContext.defaultParallelism
     if not cfg.use_gpu and cfg.num_processes > cores:
         raise ConfigError(f"num_processes {cfg.num_processes} is more than the {cores} cores Spark has")
-    if cfg.use_gpu:  # TorchDistributor finds GPUs through Spark's resource scheduling
-        local = spark.sparkContext.master.startswith("local")
-        key = "spark.driver.resource.gpu.amount" if local else "spark.task.resource.gpu.amount"
-        if not spark.conf.get(key, None):
-            raise ConfigError(f"--use_gpu needs {key} (and a GPU discovery script) in Spark's conf")
+    if cfg.use_gpu:
+        check_gpus(spark)
     # Bad classifier settings fail now, not after the minutes of fine-tuning before the classifier.
     estimators.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)
     backbone = cfg.network().backbones[0]

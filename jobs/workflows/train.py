@@ -175,24 +175,82 @@ class Fitted:
         return max(c["validation_accuracy"] for c in self.tuning) if self.tuning else None
 
 
-def choose_precision(fitted: list[Fitted], warnings: list[str]) -> tuple[Fitted, dict[str, Any] | None]:
+def choose_precision(fitted: list[Fitted], warnings: list[str], auto: bool) -> tuple[Fitted, dict[str, Any] | None]:
     """The one candidate, or under precision auto int8 where its validation accuracy is within
     :data:`MAX_INT8_COST` of fp32's, and the comparison as recorded (fp32 where none can be made)."""
-    if len(fitted) == 1:
+    if not auto:
         return fitted[0], None
-    fp32, int8 = fitted
+    fp32, int8 = fitted[0], (fitted[1] if len(fitted) > 1 else None)
     check: dict[str, Any] = {
         "rule": f"int8 where its validation accuracy is at most {MAX_INT8_COST:g} below fp32's",
-        "validation_accuracy": {"fp32": fp32.val_accuracy, "int8": int8.val_accuracy},
-        "images_per_second": {"fp32": fp32.images_per_second, "int8": int8.images_per_second},
+        "validation_accuracy": {"fp32": fp32.val_accuracy, "int8": int8.val_accuracy if int8 else None},
+        "images_per_second": {"fp32": fp32.images_per_second, "int8": int8.images_per_second if int8 else None},
     }
-    if fp32.val_accuracy is None or int8.val_accuracy is None:
-        warnings.append("precision auto: no tuned validation accuracy to compare int8 with fp32 on: kept fp32")
+    if int8 is None or fp32.val_accuracy is None or int8.val_accuracy is None:
+        warnings.append("precision auto: no tuned validation accuracy to weigh int8 against fp32 by: kept fp32")
         say(JOB, f"warning: {warnings[-1]}")
         return fp32, check | {"kept": "fp32"}
     kept = int8 if int8.val_accuracy >= fp32.val_accuracy - MAX_INT8_COST else fp32
     say(JOB, f"precision auto: validation fp32 {fp32.val_accuracy:.4f}, int8 {int8.val_accuracy:.4f}: {kept.precision}")
     return kept, check | {"kept": kept.precision}
+
+
+def fit_precisions(
+    spark: SparkSession,
+    cfg: config.TrainConfig,
+    storage: Storage,
+    timings: dict[str, float],
+    images: DataFrame,
+    split_info: dict[str, Any],
+    location: Storage,
+) -> tuple[Fitted, dict[str, Any] | None, dict[str, Any], list[str]]:
+    """Featurize and fit the head at the run's precision, or under precision auto at fp32 and then
+    int8, keeping int8 only where validation says it costs at most :data:`MAX_INT8_COST`.
+
+    Returns the kept candidate (its features persisted), the comparison, the split counts and the
+    warnings. The images and their rejects are the same at either precision: counted once.
+    """
+    auto = cfg.precision == config.AUTO
+    fitted: list[Fitted] = []
+    counts: dict[str, Any] = {}
+    warnings: list[str] = []
+    for precision in PRECISIONS if auto else (cfg.precision,):
+        if fitted and fitted[0].val_accuracy is None:
+            break  # no validation score to weigh int8 by: choose_precision keeps fp32 and says so
+        suffix = f" ({precision})" if auto else ""
+        featurizer, onnx_uri = make_featurizer(cfg, precision, storage, timings, images, location)
+        step = f"featurize{suffix}"
+        with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
+            feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
+            feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
+            total = feats.count()
+        rate = None if cached else round(total / max(timings[step], 1e-9), 2)
+        if not fitted:
+            counts = split_counts(feats)
+            counts["features_cached"] = cached
+            warnings = check_labels(counts, location, split_info)
+            if split_info.get("skipped_by_reason"):
+                warnings.append(f"left out while listing (not images): {split_info['skipped_by_reason']}")
+                say(JOB, f"warning: {warnings[-1]}")
+            if cfg.tune and not counts["val"]["featurized"]:  # the documented fallback, said aloud and recorded
+                n_train, n_classes = counts["train"]["featurized"], len(counts["train"]["featurized_by_label"])
+                warnings.append(
+                    f"no validation images to tune on ({n_train} training images in {n_classes} classes, val_ratio "
+                    f"{cfg.val_ratio}): the classifier's settings were not tuned; its defaults were used"
+                )
+                say(JOB, f"warning: {warnings[-1]}")
+        good = feats.where(F.col("reject_reason").isNull())
+        train_rows = good.where(F.col("split") == splits.TRAIN)
+        val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
+        with timed(JOB, f"fit {cfg.mmlspark_model_type}{suffix}", timings):
+            head, tuning = head_fit(train_rows, val_rows, cfg)
+        fitted.append(Fitted(precision, featurizer, onnx_uri, feats, rate, head, tuning))
+    kept, check = choose_precision(fitted, warnings, auto)
+    for f in fitted:
+        if f is not kept:
+            f.feats.unpersist()
+    counts["images_per_second"] = kept.images_per_second
+    return kept, check, counts, warnings
 
 
 def train(
@@ -212,46 +270,8 @@ def train(
     estimators.build(cfg.mmlspark_model_type or "", cfg.classifier_params(), cfg.seed)  # bad settings fail now
     # Data first: a wrong layout or header fails in seconds, before any network is exported.
     images, split_info, location = labelled.load(spark, selection(cfg))
-    # precision auto fits a head at each precision and keeps int8 only where validation says it costs
-    # at most MAX_INT8_COST; the images and their rejects are the same at either precision.
-    precisions = list(PRECISIONS) if cfg.precision == config.AUTO else [cfg.precision]
-    fitted: list[Fitted] = []
-    warnings: list[str] = []
-    for precision in precisions:
-        featurizer, onnx_uri = make_featurizer(cfg, precision, storage, timings, images, location)
-        step = "featurize" if len(precisions) == 1 else f"featurize ({precision})"
-        with timed(JOB, step, timings, spark, split_info.get("listed")):  # a cache miss featurizes while writing it
-            feats, cached = featurize(spark, cfg, storage, featurizer, onnx_uri, images)
-            feats = feats.persist(StorageLevel.MEMORY_AND_DISK)
-            total = feats.count()
-        rate = None if cached else round(total / max(timings[step], 1e-9), 2)
-        if not fitted:
-            counts = split_counts(feats)
-            counts["features_cached"] = cached
-            warnings = check_labels(counts, location, split_info)
-            if split_info.get("skipped_by_reason"):
-                warnings.append(f"left out while listing (not images): {split_info['skipped_by_reason']}")
-                say(JOB, f"warning: {warnings[-1]}")
-        good = feats.where(F.col("reject_reason").isNull())
-        train_rows = good.where(F.col("split") == splits.TRAIN)
-        val_rows = good.where(F.col("split") == splits.VAL) if counts["val"]["featurized"] else None
-        if cfg.tune and val_rows is None and not fitted:  # the documented fallback, said aloud and recorded
-            n_train, n_classes = counts["train"]["featurized"], len(counts["train"]["featurized_by_label"])
-            warnings.append(
-                f"no validation images to tune on ({n_train} training images in {n_classes} classes, val_ratio "
-                f"{cfg.val_ratio}): the classifier's settings were not tuned; its defaults were used"
-            )
-            say(JOB, f"warning: {warnings[-1]}")
-        fit_step = f"fit {cfg.mmlspark_model_type}" + ("" if len(precisions) == 1 else f" ({precision})")
-        with timed(JOB, fit_step, timings):
-            head, tuning = head_fit(train_rows, val_rows, cfg)
-        fitted.append(Fitted(precision, featurizer, onnx_uri, feats, rate, head, tuning))
-    kept, precision_check = choose_precision(fitted, warnings)
-    for f in fitted:
-        if f is not kept:
-            f.feats.unpersist()
+    kept, precision_check, counts, warnings = fit_precisions(spark, cfg, storage, timings, images, split_info, location)
     featurizer, onnx_uri, feats, head, tuning = kept.featurizer, kept.onnx_uri, kept.feats, kept.head, kept.tuning
-    counts["images_per_second"] = kept.images_per_second
     model = PipelineModel([featurizer, *head.stages])
 
     predictions_path = [RUNS, run_id, "test_predictions"]
