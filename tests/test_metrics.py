@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from jobs.predictions import calibration
 from jobs.predictions.metrics import evaluate, report
 
 
@@ -63,3 +65,31 @@ def test_a_tie_on_a_validation_split_large_enough_is_not_called_too_small():
 
     tuning = [{"validation_accuracy": 313 / 315}] * 3
     assert small_split_warnings(0.9905, 526, tuning, 315) == []
+
+
+def test_calibration_error_matches_a_case_worked_by_hand():
+    # Ten predictions at 0.95 (9 right) and ten at 0.55 (6 right): each bin is 0.05 off, so ECE 0.05.
+    # Its edges: 0.5 falls in [0.5, 0.6), 1.0 in the last bin.
+    prob = [0.95] * 10 + [0.55] * 10 + [0.5, 1.0]
+    right = [True] * 9 + [False] + [True] * 6 + [False] * 4 + [False, True]
+    got = calibration.frame_reliability(prob[:20], right[:20], calibration.TEST_EDGES)
+    assert got is not None and got["n"] == 20 and got["ece"] == pytest.approx(0.05)
+    by_bin = {round(b["from"], 1): b for b in got["bins"] if b["n"]}
+    assert set(by_bin) == {0.5, 0.9}
+    assert (by_bin[0.9]["mean_probability"], by_bin[0.9]["accuracy"]) == (0.95, 0.9)
+    assert (by_bin[0.5]["mean_probability"], by_bin[0.5]["accuracy"]) == (0.55, 0.6)
+    assert by_bin[0.9]["accuracy_ci95"][0] < 0.9 < by_bin[0.9]["accuracy_ci95"][1]
+    assert calibration.bin_of(np.asarray([0.0, 0.5, 0.8, 0.95, 1.0]), calibration.MAP_EDGES).tolist() == [0, 1, 2, 3, 3]
+    assert calibration.frame_reliability([np.nan], [True]) is None  # no probabilities (e.g. one-vs-rest GBT)
+
+
+def test_calibration_on_spark_bins_as_numpy_does(spark):
+    rng = np.random.default_rng(5)
+    prob = np.concatenate([rng.uniform(0.3, 1.0, 200), [0.5, 0.6, 1.0]]).round(3)
+    right = rng.random(len(prob)) < prob
+    rows = [("a", "a" if ok else "b", float(p)) for p, ok in zip(prob, right, strict=True)]
+    rows += [("a", None, None)]  # a reject: no prediction, no probability
+    df = spark.createDataFrame(rows, "label string, predicted_label string, probability double")
+    got = calibration.calibration(df)
+    assert got == calibration.frame_reliability(prob, right, calibration.TEST_EDGES)
+    assert got is not None and got["n"] == len(prob) and 0 <= got["ece"] <= 1

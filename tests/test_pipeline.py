@@ -59,6 +59,10 @@ def test_counts_and_rejects_are_exact(trained, storage):
     assert metrics["labels"] == sorted(AERIAL_LABELS)
     assert sum(map(sum, metrics["confusion"])) == metrics["n"]
     assert metrics["config"]["randomforest"] == {"numTrees": 10, "maxDepth": 4}
+    # How far its probabilities can be believed: every test prediction in one of ten bins.
+    calib = metrics["calibration"]
+    assert calib["n"] == metrics["n"] == sum(b["n"] for b in calib["bins"]) and len(calib["bins"]) == 10
+    assert trained["calibration_ece"] == calib["ece"] and 0 <= calib["ece"] <= 1
 
 
 def test_test_predictions_keep_rejects_with_null_predictions(spark, trained):

@@ -96,6 +96,17 @@ def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures
                 assert np.allclose(poly.bounds, (min(xs), min(ys), max(xs), max(ys)))
                 label = frame[(frame["row"] == r) & (frame["col"] == c)]["predicted_label"].iloc[0]
                 assert (classes[r, c] == 255) == (label is None)
+            # How sure: each window's probability on the same grid, NaN where nothing was scored.
+            with rasterio.open(f"{maps_dir}/confidence/{sid}.tif") as conf:
+                assert (conf.height, conf.width, conf.crs, conf.transform) == (rows, cols, out.crs, out.transform)
+                sure = conf.read(1)
+            by_cell = {(r, c): p for r, c, p in zip(frame["row"], frame["col"], frame["probability"], strict=True)}
+            for (r, c), prob in by_cell.items():
+                if prob is None or np.isnan(prob):
+                    assert np.isnan(sure[r, c])
+                else:
+                    assert sure[r, c] == pytest.approx(prob, abs=1e-6) and 0 < sure[r, c] <= 1
+            assert np.isnan(sure[classes == 255]).all() and np.isfinite(sure[classes != 255]).all()
             top_k = json.loads(frame["top_k"].dropna().iloc[0])
             assert len(top_k) == 2 and top_k[0]["probability"] >= top_k[1]["probability"]
         assert (fixtures / "scenes").exists()

@@ -298,6 +298,11 @@ def test_label_train_score_assess_end_to_end(spark, assessed_store, labelled, tm
     areas = [v["estimated_area_ha"]["value"] for v in full["per_class"].values()]
     assert sum(areas) == pytest.approx(full["total_area_ha"], rel=1e-6)
     assert full["total_area_ha"] == pytest.approx(scored["n_scored"] * (240 * 240) / 10_000)
+    # How sure against how right: the judged windows by the map's probability, agreeing as the matrix says.
+    sure = full["by_confidence"]
+    assert sure["n"] == counts.sum() == sum(b["n"] for b in sure["bins"])
+    assert sum(b["accuracy"] * b["n"] for b in sure["bins"] if b["n"]) == pytest.approx(np.trace(counts), abs=0.05)
+    assert [b["n"] for b in result["by_confidence"]] == [b["n"] for b in sure["bins"]]
     # Sample points: the scene's centres of a few kept windows, as a CSV in the scene's CRS.
     manifest = gpd.read_parquet(labelled[0] / "_manifest" / "kansas_a.parquet")
     points = manifest[manifest["reason"].isna()].head(12)

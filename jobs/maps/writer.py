@@ -14,7 +14,12 @@ Under ``maps/<model>/<run_id>/``:
   (alphabetical), 255 is nodata (rejected windows); a colour table, the class names in the
   metadata (``CLASS_<i>``), and ``<scene>.qml`` beside it, the QGIS style QGIS loads by itself
   (palette with the class names).
-* ``<scene>.png``: a quick look, true colour beside the land-use map, with a legend.
+* ``confidence/<scene>.tif``: how sure the map is, on the same grid: each window's probability
+  of its own prediction (before any smoothing), float32, NaN where no window was scored or the
+  model gives no probabilities. How far those probabilities can be taken at their word on the
+  training imagery: the run record's ``calibration``; on the scene: ``landuse-assess``'s
+  ``by_confidence``.
+* ``<scene>.png``: a quick look: true colour, the land-use map with a legend, and how sure.
 
 Footprint corners and the class raster's geotransform come from ``rasterio.windows.transform``
 and the scene's affine transform: no projection or geotransform arithmetic of our own.
@@ -37,6 +42,7 @@ from jobs.scenes.windows import SceneOptions, open_scene
 from jobs.storage import Reader
 
 NODATA = 255
+CONFIDENCE = "confidence"  # a folder of its own: no scene's name can collide with a class raster's
 SUMMARY = "scene string, windows long, scored long, nodata long, rejected long, class_counts string"
 
 
@@ -69,23 +75,43 @@ def class_grid(windows: pd.DataFrame, scene: pd.Series, labels: list[str]) -> np
     return grid
 
 
-def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any]) -> bytes:
-    from rasterio.io import MemoryFile
+def confidence_grid(windows: pd.DataFrame, scene: pd.Series) -> np.ndarray:
+    grid = np.full((int(scene["n_rows"]), int(scene["n_cols"])), np.nan, dtype=np.float32)
+    known = windows[windows["probability"].notna()]
+    grid[known["row"].to_numpy(), known["col"].to_numpy()] = known["probability"].to_numpy(np.float32)
+    return grid
 
-    t = grids.grid_transform(scene["transform"], int(scene["tile_px"]))
-    profile = {
+
+def _grid_profile(grid: np.ndarray, scene: pd.Series, nodata: float) -> dict[str, Any]:
+    """A one-band GeoTIFF on the scene's window grid: pixel (r, c) is window (r, c)."""
+    return {
         "driver": "GTiff",
         "width": grid.shape[1],
         "height": grid.shape[0],
         "count": 1,
-        "dtype": "uint8",
+        "dtype": str(grid.dtype),
         "crs": scene["crs"] or None,
-        "transform": t,
-        "nodata": NODATA,
+        "transform": grids.grid_transform(scene["transform"], int(scene["tile_px"])),
+        "nodata": nodata,
         "compress": "deflate",
     }
+
+
+def confidence_raster(grid: np.ndarray, scene: pd.Series) -> bytes:
+    from rasterio.io import MemoryFile
+
     with MemoryFile() as mem:
-        with mem.open(**profile) as dst:
+        with mem.open(**_grid_profile(grid, scene, np.nan)) as dst:
+            dst.write(grid, 1)
+            dst.set_band_description(1, "probability of each window's prediction (0-1)")
+        return cloud_optimized(mem)
+
+
+def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours: dict[str, Any]) -> bytes:
+    from rasterio.io import MemoryFile
+
+    with MemoryFile() as mem:
+        with mem.open(**_grid_profile(grid, scene, NODATA)) as dst:
             dst.write(grid, 1)
             dst.write_colormap(1, {i: (*colours[lab], 255) for i, lab in enumerate(labels)} | {NODATA: (0, 0, 0, 0)})
             dst.set_band_description(1, "land use (index into CLASS_NAMES)")
@@ -127,9 +153,11 @@ def quick_look(
     reader: Reader,
     opts: SceneOptions,
     notes: tuple[str, ...] = (),
+    confidence: np.ndarray | None = None,
 ) -> bytes:
-    """True colour (an overview-sized read) beside the land-use map, with a legend; titled with
-    the scene's date, and ``notes`` (the run's warnings) under the title."""
+    """True colour (an overview-sized read), the land-use map with a legend, and how sure the
+    map is (``confidence``: each window's probability); titled with the scene's date, and
+    ``notes`` (the run's warnings) under the title."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
     from rasterio.errors import RasterioIOError
@@ -148,7 +176,7 @@ def quick_look(
     rgb = np.repeat(rgb, 3, axis=0) if rgb.shape[0] == 1 else rgb
     cmap = ListedColormap([np.asarray(colours[lab]) / 255 for lab in labels] or ["white"])
     shown = np.ma.masked_equal(grid, NODATA)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), dpi=100)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5), dpi=100)
     axes[0].imshow(rgb.transpose(1, 2, 0), extent=(0, width, height, 0))
     axes[0].set_title(title)
     axes[1].imshow(
@@ -160,6 +188,20 @@ def quick_look(
         extent=(0, grid.shape[1] * tile, grid.shape[0] * tile, 0),
     )
     axes[1].set_title(f"land use ({tile} px tiles)")
+    sure = np.full(grid.shape, np.nan, dtype=np.float32) if confidence is None else confidence
+    shown_sure = axes[2].imshow(
+        np.ma.masked_invalid(sure),
+        cmap="viridis",
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        extent=(0, grid.shape[1] * tile, grid.shape[0] * tile, 0),
+    )
+    if np.isfinite(sure).any():
+        axes[2].set_title("how sure: probability of each window's class")
+        fig.colorbar(shown_sure, ax=axes[2], fraction=0.035, pad=0.02)
+    else:
+        axes[2].set_title("how sure: the model gives no probabilities")
     for ax in axes:
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
@@ -174,14 +216,14 @@ def quick_look(
     fig.suptitle(f"{scene['scene_id']}, {date}" if date else f"{scene['scene_id']} (date unknown)")
     if notes:
         fig.text(0.5, 0.91, "\n".join(f"warning: {n}" for n in notes), ha="center", va="top", fontsize=8, color="#b00")
-    fig.subplots_adjust(left=0.01, right=0.82, top=0.84 if notes else 0.9, bottom=0.02, wspace=0.03)
+    fig.subplots_adjust(left=0.01, right=0.87, top=0.84 if notes else 0.9, bottom=0.02, wspace=0.05)
     return figures.png(fig)
 
 
 def map_writer(
     writer: Any, parts: tuple[str, ...], labels: list[str], reader: Reader, opts: SceneOptions, notes: tuple[str, ...]
 ) -> Any:
-    """The function ``groupBy("scene_id").applyInPandas`` runs: writes one scene's four files and
+    """The function ``groupBy("scene_id").applyInPandas`` runs: writes one scene's five files and
     returns its summary row (``SUMMARY``). A retried task rewrites the same names."""
     colours = palette(labels)
 
@@ -191,11 +233,13 @@ def map_writer(
         task_started()
         scene = windows.iloc[0]
         sid = str(scene["scene_id"])
-        grid = class_grid(windows, scene, labels)
+        grid, sure = class_grid(windows, scene, labels), confidence_grid(windows, scene)
         writer.write_bytes(geoparquet(windows, scene), *parts, f"{sid}.parquet")
         writer.write_bytes(class_raster(grid, scene, labels, colours), *parts, f"{sid}.tif")
+        writer.write_bytes(confidence_raster(sure, scene), *parts, CONFIDENCE, f"{sid}.tif")
         writer.write_bytes(qgis_style(labels, colours), *parts, f"{sid}.qml")
-        writer.write_bytes(quick_look(grid, scene, labels, colours, reader, opts, notes), *parts, f"{sid}.png")
+        quick = quick_look(grid, scene, labels, colours, reader, opts, notes, sure)
+        writer.write_bytes(quick, *parts, f"{sid}.png")
         reasons = windows["reject_reason"].dropna()
         nodata = int(reasons.str.startswith("nodata").sum())
         counts = windows["map_label"].value_counts()

@@ -5,8 +5,9 @@ one where the run smoothed); scene headers from its ``scene_index``. Executors c
 window's reference (:mod:`jobs.maps.reference`), one task per scene; the driver gets the
 confusion counts (classes x classes) and the mapped area per class, and estimates accuracy and
 area (:mod:`jobs.maps.assessment`). Written to ``assessments/<model>/<run>/<reference>/``:
-``assessment.json``, ``assessment.png`` (confusion matrix, area with intervals), ``windows/``
-(Parquet: each window's map class, reference and water share) and, for ``ndwi``,
+``assessment.json`` (with ``by_confidence``: agreement by the map's own probability),
+``assessment.png`` (confusion matrix, area with intervals), ``windows/`` (Parquet: each
+window's map class, probability, reference and water share) and, for ``ndwi``,
 ``<scene>.tif``: each window's water share on the class raster's grid, which
 ``landuse-change`` pairs across dates.
 """
@@ -27,6 +28,7 @@ from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
 from jobs.maps import assessment, figures, reference
 from jobs.maps.palette import is_water
+from jobs.predictions import calibration
 from jobs.records import history
 from jobs.runtime.spark import say
 from jobs.scenes import grids
@@ -39,14 +41,14 @@ HA = 10_000.0
 
 
 def map_windows(spark: SparkSession, storage: Storage, model: str, run: str) -> tuple[DataFrame, pd.DataFrame]:
-    """The run's scored windows (``scene_id, row, col, map_label``) and its scene headers."""
+    """The run's scored windows (``scene_id, row, col, map_label, probability``) and its scene headers."""
     if not storage.exists(MAPS, model, run, SUCCESS):
         raise StorageError(f"no complete maps for run {run} of model {model} in {storage.uri(MAPS, model)}")
     scenes = storage.read_frame(MAPS, model, run, "scene_index")
     scenes = scenes[scenes["scene_reject"].isna()].reset_index(drop=True)
     table = storage.read_table(spark, PREDICTIONS, model, run)
     label = F.col("smoothed_label") if "smoothed_label" in table.columns else F.col("predicted_label")
-    windows = table.where(label.isNotNull()).select("scene_id", "row", "col", label.alias("map_label"))
+    windows = table.where(label.isNotNull()).select("scene_id", "row", "col", label.alias("map_label"), "probability")
     return windows, scenes
 
 
@@ -126,8 +128,8 @@ def assess_run(
         points = _assess_points(spark, storage, model, run, spec, windows, scenes, areas, unit, legend, about)
         return history.recorded(storage, "assess", points, started)
     judged = rows.groupBy("scene_id").applyInPandas(
-        lambda w: fn(w).assign(cell=w["cell"].to_numpy()),
-        reference.WINDOWS + ", cell double",
+        lambda w: fn(w).assign(cell=w["cell"].to_numpy(), probability=w["probability"].to_numpy()),
+        reference.WINDOWS + ", cell double, probability double",
     )
     folder = (ASSESSMENTS, model, run, name)
     storage.write_table(judged, *folder, "windows")
@@ -135,6 +137,7 @@ def assess_run(
     if spec == NDWI:
         _write_share_rasters(storage, folder, table, scenes)
     result = _summarize(table, labels, unit)
+    result["by_confidence"] = by_confidence(table)
     result |= {"model": model, "run": run, "reference": kind, "dates": about.get("dates", [])}
     result["warnings"] = about.get("warnings", []) + result["warnings"]
     if spec == NDWI:
@@ -159,6 +162,14 @@ def _summarize(table: pd.DataFrame, labels: list[str], unit: str) -> dict[str, A
     result["n_without_reference"] = int(len(table) - len(judged))
     result["area_unit"] = unit
     return result
+
+
+def by_confidence(table: pd.DataFrame) -> dict[str, Any] | None:
+    """The map's agreement with the reference among windows grouped by the map's own
+    probability (of each window's prediction): whether "how sure" reads as "how right" on this
+    scene, where the training split's calibration may not carry."""
+    judged = table[table["reference"].notna()]
+    return calibration.frame_reliability(judged["probability"], judged["map_label"] == judged["reference"])
 
 
 def ndwi_figures(table: pd.DataFrame, unit: str) -> dict[str, Any]:
@@ -325,6 +336,10 @@ def _brief(result: dict[str, Any], uri: str) -> dict[str, Any]:
     }
     if "ndwi" in result:
         out["ndwi"] = result["ndwi"]
+    if result.get("by_confidence"):
+        out["by_confidence"] = [
+            {k: b.get(k) for k in ("from", "to", "n", "accuracy")} for b in result["by_confidence"]["bins"]
+        ]
     return out
 
 

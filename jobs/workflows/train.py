@@ -28,6 +28,7 @@ from jobs import config
 from jobs.classifiers import estimators
 from jobs.classifiers import head as head_module
 from jobs.datasets import DatasetError, labelled, splits
+from jobs.predictions.calibration import calibration
 from jobs.predictions.metrics import evaluate, small_split_warnings
 from jobs.predictions.tables import prediction_table
 from jobs.records import history, tracking
@@ -282,6 +283,7 @@ def train(
         test_labels = [r[0] for r in written.select("label").distinct().collect()]  # <= k rows
         labels = sorted(set(head.stages[0].labels) | set(test_labels))
         result = evaluate(written, labels)
+        calib = calibration(written)  # how far its probabilities (those the maps show) can be believed
     if result.n == 0:
         raise DatasetError(f"no usable test images in {cfg.data}: nothing to evaluate the model on")
     for w in small_split_warnings(result.accuracy, result.n, tuning, counts["val"]["featurized"]):
@@ -316,6 +318,7 @@ def train(
         "config": dataclasses.asdict(cfg),
         "config_from": getattr(cfg, "sources", {}),  # flag, conf, recipe or default, per key
         **result.to_dict(),
+        "calibration": calib,
         "counts": counts,
         "timings_s": timings,
         "seconds": round(time.time() - started, 2),
@@ -333,7 +336,7 @@ def train(
         {k: record[k] for k in ("run_id", "accuracy", "macro_f1", "labels", "pretrained_model_type", "classifier")}
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
         | {"gsd_m": cfg.gsd_m, "gsd_range_m": cfg.gsd_range_m, "image_px": cfg.image_px, "tile_m": tile_m}
-        | {"d4": cfg.d4, "precision": kept.precision}
+        | {"d4": cfg.d4, "precision": kept.precision, "calibration_ece": calib["ece"] if calib else None}
         | (extra or {})
     )
     with timed(JOB, "save model", timings):
@@ -355,6 +358,7 @@ def train(
         "model": cfg.output_model_name,
         "accuracy": round(result.accuracy, 4),
         "macro_f1": round(result.macro_f1, 4),
+        "calibration_ece": calib["ece"] if calib else None,
         "n_train": summary_n_train,
         "n_test": result.n,
         "n_rejected": sum(counts[s]["rejected"] for s in (splits.TRAIN, splits.VAL, splits.TEST)),
