@@ -115,6 +115,12 @@ def test_scoring_a_tile_set_with_bad_files_keeps_every_tile(spark, storage, trai
     assert summary["n_rejected"] == expected_rejects == 5
     assert summary["n_scored"] == len(BAD_EXPECTED) - expected_rejects
     rows = {r["tile"]: r for r in spark.read.parquet(summary["predictions_uri"]).collect()}
+    # How sure the run is, at a glance, from the scored tiles' probabilities (rejects have none).
+    probs = sorted(r["probability"] for r in rows.values() if r["probability"] is not None)
+    sure = summary["confidence"]
+    assert sure["n"] == len(probs) == summary["n_scored"] and sure["median"] in probs and sure["p10"] in probs
+    assert sure["share_below_0_5"] == round(sum(p < 0.5 for p in probs) / len(probs), 4)
+    assert summary["model_calibration_ece"] == trained["calibration_ece"]
     for name, code in BAD_EXPECTED.items():
         if code is None:
             assert rows[name]["predicted_label"] in AERIAL_LABELS and rows[name]["reject_reason"] is None

@@ -67,6 +67,7 @@ def test_every_window_is_scored_or_counted_and_bad_scenes_have_reasons(scored):
     assert scored["n_tiles"] == sum(r * c for r, c, _ in grids.values())
     assert scored["n_nodata"] == sum(n for _, _, n in grids.values()) > 0
     assert scored["n_scored"] == scored["n_tiles"] - scored["n_nodata"]
+    assert scored["confidence"]["n"] == scored["n_scored"] and 0 < scored["confidence"]["p10"] <= 1
 
 
 def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures):

@@ -83,3 +83,23 @@ def frame_reliability(probability: Any, right: Any, edges: Sequence[float] = MAP
     b = bin_of(probability, edges)
     counts = [(k, int((b == k).sum()), float(probability[b == k].sum()), int(right[b == k].sum())) for k in set(b)]
     return reliability(counts, edges)
+
+
+def how_sure(predictions: DataFrame) -> dict[str, Any] | None:
+    """A scoring run's probabilities at a glance: their 10th percentile and median, and the share
+    below 0.5. Read beside the model's ``calibration``: a drop between nightly runs says the
+    imagery has moved from what the model knows. None where the model gives no probabilities."""
+    p = F.col("probability")
+    row = (
+        predictions.where(p.isNotNull())
+        .agg(
+            F.count(p).alias("n"),
+            F.percentile_approx(p, [0.1, 0.5], 10_000).alias("q"),
+            F.avg((p < 0.5).cast("double")).alias("low"),
+        )
+        .first()
+    )
+    if row is None or not row["n"]:
+        return None
+    p10, median = (round(float(v), 4) for v in row["q"])
+    return {"n": int(row["n"]), "p10": p10, "median": median, "share_below_0_5": round(float(row["low"]), 4)}

@@ -21,6 +21,7 @@ from jobs.classifiers import connect
 from jobs.config import ConfigError, ScoreConfig
 from jobs.datasets import DatasetError, folders
 from jobs.predictions import smoothing
+from jobs.predictions.calibration import how_sure
 from jobs.predictions.tables import counts_by_code, healable, prediction_table, top_k
 from jobs.records import history
 from jobs.runtime.provenance import new_run_id
@@ -127,6 +128,7 @@ def _score(spark: SparkSession, cfg: ScoreConfig, storage: Storage, started: flo
             "n_scored": n_tiles - n_rejected,
             "n_rejected": n_rejected,
             "images_per_s": round(n_tiles / max(seconds, 1e-9), 2),
+            "confidence": how_sure(written),
             "executor_tasks": executor_tasks(spark),
             "predictions_uri": predictions_uri,
             "csv_uri": csv_uri,
@@ -141,6 +143,7 @@ def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
         "model_n_train": card["n_train"],
         "model_n_test": card["n_test"],
         "model_metrics_uri": card["metrics_uri"],
+        "model_calibration_ece": card.get("calibration_ece"),  # models trained before it was kept: None
     }
 
 

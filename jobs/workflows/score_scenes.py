@@ -26,6 +26,7 @@ from jobs.datasets import DatasetError
 from jobs.maps import writer as map_files
 from jobs.maps.palette import palette
 from jobs.predictions import smoothing
+from jobs.predictions.calibration import how_sure
 from jobs.predictions.tables import prediction_table, top_k
 from jobs.runtime.spark import say, timed
 from jobs.scenes import windows as scenes
@@ -138,6 +139,7 @@ def score_scenes(
     # As the scenes table counts them: nodata windows apart from rejects (unreadable windows).
     n_nodata = int(scored.where(F.col("reject_reason").startswith("nodata")).count())
     n_rejected = int(scored.where(F.col("reject_reason").isNotNull()).count()) - n_nodata
+    confidence = how_sure(scored)
     scored.unpersist()
     table.unpersist()
     seconds = timings["read windows, featurize and predict"]
@@ -151,6 +153,7 @@ def score_scenes(
         "n_nodata": n_nodata,
         "n_rejected": n_rejected,
         "images_per_s": round(n_windows / max(seconds, 1e-9), 2),
+        "confidence": confidence,
         "tile_px": stats["tile_px"],
         "skipped_by_reason": dict(sorted(skipped.items())),
         "warnings": stats["warnings"],
