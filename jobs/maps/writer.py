@@ -82,7 +82,7 @@ def confidence_grid(windows: pd.DataFrame, scene: pd.Series) -> np.ndarray:
     return grid
 
 
-def _grid_profile(grid: np.ndarray, scene: pd.Series, nodata: float) -> dict[str, Any]:
+def grid_profile(grid: np.ndarray, scene: pd.Series, nodata: float) -> dict[str, Any]:
     """A one-band GeoTIFF on the scene's window grid: pixel (r, c) is window (r, c)."""
     return {
         "driver": "GTiff",
@@ -101,7 +101,7 @@ def confidence_raster(grid: np.ndarray, scene: pd.Series) -> bytes:
     from rasterio.io import MemoryFile
 
     with MemoryFile() as mem:
-        with mem.open(**_grid_profile(grid, scene, np.nan)) as dst:
+        with mem.open(**grid_profile(grid, scene, np.nan)) as dst:
             dst.write(grid, 1)
             dst.set_band_description(1, "probability of each window's prediction (0-1)")
         return cloud_optimized(mem)
@@ -111,7 +111,7 @@ def class_raster(grid: np.ndarray, scene: pd.Series, labels: list[str], colours:
     from rasterio.io import MemoryFile
 
     with MemoryFile() as mem:
-        with mem.open(**_grid_profile(grid, scene, NODATA)) as dst:
+        with mem.open(**grid_profile(grid, scene, NODATA)) as dst:
             dst.write(grid, 1)
             dst.write_colormap(1, {i: (*colours[lab], 255) for i, lab in enumerate(labels)} | {NODATA: (0, 0, 0, 0)})
             dst.set_band_description(1, "land use (index into CLASS_NAMES)")

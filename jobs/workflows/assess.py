@@ -28,6 +28,7 @@ from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
 from jobs.maps import assessment, figures, reference
 from jobs.maps.palette import is_water
+from jobs.maps.writer import grid_profile
 from jobs.predictions import calibration
 from jobs.records import history
 from jobs.runtime.spark import say
@@ -197,11 +198,8 @@ def _write_share_rasters(storage: Storage, folder: tuple[str, ...], table: pd.Da
         part = table[table["scene_id"] == s["scene_id"]]
         grid = np.full((int(s["n_rows"]), int(s["n_cols"])), np.nan, dtype=np.float32)
         grid[part["row"].to_numpy(), part["col"].to_numpy()] = part["water_share"].to_numpy(np.float32)
-        profile = {"driver": "GTiff", "width": grid.shape[1], "height": grid.shape[0], "count": 1}
-        profile |= {"dtype": "float32", "crs": s["crs"] or None, "nodata": np.nan, "compress": "deflate"}
-        profile["transform"] = grids.grid_transform(s["transform"], int(s["tile_px"]))
         with MemoryFile() as mem:
-            with mem.open(**profile) as dst:
+            with mem.open(**grid_profile(grid, s, np.nan)) as dst:
                 dst.write(grid, 1)
                 dst.set_band_description(1, "NDWI water share of each window (NDWI > 0)")
             storage.write_bytes(bytes(mem.read()), *folder, f"{s['scene_id']}.tif")
