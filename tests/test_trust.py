@@ -362,6 +362,55 @@ def test_ndwi_reference_of_a_half_water_scene(tmp_path):
     assert figures["false_water_almost_no_water"] == 0.5 and figures["ndwi_water_ha"] == 0.5
 
 
+def _pond_scene(path, water_cols: int) -> None:
+    """A 40 x 40 px 4-band scene at 5 m in UTM 14N: columns below ``water_cols`` water by NDWI."""
+    from rasterio.transform import from_origin
+
+    data = np.zeros((4, 40, 40), dtype=np.uint8)
+    data[:, :, :water_cols] = np.array([40, 120, 90, 20])[:, None, None]
+    data[:, :, water_cols:] = np.array([70, 60, 50, 150])[:, None, None]
+    profile = {"driver": "GTiff", "width": 40, "height": 40, "count": 4, "dtype": "uint8", "crs": "EPSG:32614"}
+    with rasterio.open(path, "w", transform=from_origin(600_000, 4_400_000, 5, 5), **profile) as dst:
+        dst.write(data)
+
+
+def test_ndwi_assessment_and_the_change_water_check_end_to_end(spark, assessed_store, tmp_path, capsys):
+    """Two dates of a pond that grows from one column of 10 px windows to two: the NDWI
+    assessment counts its water whatever the map says, writes the water shares on the class
+    raster's grid, and the change measures +4 windows (1 ha) of water from them."""
+    from jobs import assess, change
+    from jobs.storage import ASSESSMENTS, MAPS
+
+    store, _, _ = assessed_store
+    runs = []
+    for year, cols in (("20090818", 10), ("20200831", 20)):
+        folder = tmp_path / year
+        folder.mkdir()
+        _pond_scene(folder / f"pond_{year}.tif", cols)
+        args = ["--output_model_name", MODEL, "--storage", str(store.root), "--tile_px", "10", "--scenes", str(folder)]
+        runs.append(score.score(spark, score.parse_args(args), store)["run_id"])
+    capsys.readouterr()
+    for run, water_windows in zip(runs, (4, 8), strict=True):
+        assert assess.main(["--output_model_name", MODEL, "--run", run, "--reference", "ndwi",
+                            "--storage", str(store.root)]) == 0  # fmt: skip
+        full = store.read_json(ASSESSMENTS, MODEL, run, "ndwi", "assessment.json")
+        assert full["ndwi"]["windows_at_least_half_water"] == water_windows
+        assert full["ndwi"]["ndwi_water_ha"] == pytest.approx(water_windows * 0.25)  # 50 m windows
+        assert full["by_confidence"]["n"] == 16
+        sid = next(f for f in store.list_files(MAPS, MODEL, run) if f.endswith(".tif") and "/" not in f)
+        with (
+            rasterio.open(store.uri(MAPS, MODEL, run, sid)) as classes,
+            rasterio.open(store.uri(ASSESSMENTS, MODEL, run, "ndwi", sid)) as shares,
+        ):
+            assert (shares.transform, shares.crs, shares.shape) == (classes.transform, classes.crs, (4, 4))
+            share = shares.read(1)
+            assert (share == 1.0).sum() == water_windows and (share == 0.0).sum() == 16 - water_windows
+    capsys.readouterr()
+    assert change.main([runs[0], runs[1], "--output_model_name", MODEL, "--storage", str(store.root)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["net_water_change_ha"]["ndwi_measured"] == pytest.approx(1.0)
+
+
 def test_far_resolution_warnings_reach_the_summary_and_the_change(spark, assessed_store, capsys):
     """A scene 4x coarser than the finest-to-coarsest range of the training imagery is warned of
     in the scoring summary; the run's warnings travel with its maps into change.json."""
