@@ -63,6 +63,8 @@ def test_index_has_one_record_per_run(history):
     assert first["classifier"] == "logisticregression" and first["dataset"] == "aerial"
     assert set(first["per_class"]) == set(AERIAL_LABELS)
     assert first["accuracy"] == tuned["accuracy"] and first["n_train"] == tuned["n_train"]
+    assert first["calibration_ece"] == tuned["calibration_ece"] is not None
+    assert [r["calibration_ece"] is None for r in records] == [False, True, False]  # GBT: no probabilities
     assert records[2]["pretrained_model_type"] == "pixels"
     assert [r["pool_grid"] for r in records] == [2, 1, 1]
     # The run record says where each setting came from; --sample_frac beat the conf's train fraction.
@@ -130,7 +132,7 @@ def test_cli_list_show_compare_best(history, capsys):
 def test_mlflow_gets_params_metrics_and_artifacts(history, monkeypatch):
     import mlflow
 
-    _, mlruns, tuned, _, _ = history
+    root, mlruns, tuned, _, _ = history
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     client = mlflow.tracking.MlflowClient(tracking_uri=mlruns.as_uri())
     found = client.search_runs(
@@ -141,6 +143,8 @@ def test_mlflow_gets_params_metrics_and_artifacts(history, monkeypatch):
     assert run.data.params["classifier"] == "logisticregression"
     assert run.data.params["pretrained_model_type"] == "efficientnet_lite0"
     assert run.data.metrics["accuracy"] == pytest.approx(tuned["accuracy"], abs=1e-4)
+    ece = root.read_json("runs", tuned["run_id"], "metrics.json")["calibration"]["ece"]
+    assert run.data.metrics["calibration_ece"] == pytest.approx(ece, abs=1e-6)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts == {"metrics.json", "efficientnet_lite0.json"}
 
@@ -181,6 +185,7 @@ def test_one_history_of_every_kind_found_by_kind_model_and_date(tmp_path, capsys
     run_history.append(root, old)
     for run_id, dates in (("20260101T000000Z-bbbbbb", ["2009-08-18"]), ("20260102T000000Z-cccccc", ["2020-08-31"])):
         summary = {"run_id": run_id, "model": "aid", "n_scored": 192, "dates": dates, "ignored": 1}
+        summary["confidence"] = {"n": 192, "p10": 0.5, "median": 0.913 if dates[0] < "2010" else 0.941}
         assert run_history.record_run(root, "score", summary, 0.0) is None
     run_history.record_run(root, "score", {"run_id": "20260103T000000Z-dddddd", "model": "other", "dates": []}, 0.0)
     change = {"model": "aid", "run_a": "x", "run_b": "y", "changed_ha": 3.5, "dates": ["2009", "2020"]}
@@ -198,6 +203,9 @@ def test_one_history_of_every_kind_found_by_kind_model_and_date(tmp_path, capsys
     assert runs.main(["--storage", str(root.root), "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0].split()[:3] == ["run_id", "kind", "model"] and len(listing) == 2 + 5
+    # Night after night, the median probability of each scoring run, for drift.
+    column = listing[0].split().index("median_probability")
+    assert [line.split()[column] for line in listing[3:5]] == ["0.9130", "0.9410"]
     assert runs.main(["--storage", str(root.root), "show", "20260102"]) == 0  # a scoring run shows too
     assert "2020-08-31" in capsys.readouterr().out
     assert runs.main(["--storage", str(root.root), "list", "--kind", "assess"]) == 0

@@ -320,6 +320,11 @@ def test_label_train_score_assess_end_to_end(spark, assessed_store, labelled, tm
 
     pts = assess_run(spark, store, MODEL, scored["run_id"], str(csv), None, None)
     assert pts["n"] == 12 and pts["reference"] == "points"
+    by_points = json.loads((store.root / "assessments" / MODEL / scored["run_id"] / "points-points" /
+                            "assessment.json").read_text())  # fmt: skip
+    sure, trace = by_points["by_confidence"], np.trace(np.asarray(by_points["confusion"]["counts"]))
+    assert sure["n"] == 12 == sum(b["n"] for b in pts["by_confidence"])
+    assert sum(b["accuracy"] * b["n"] for b in sure["bins"] if b["n"]) == pytest.approx(trace, abs=0.05)
 
 
 def test_a_reference_with_no_class_in_common_exits_2(assessed_store, capsys):

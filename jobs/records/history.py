@@ -42,6 +42,7 @@ def summarize(metrics: dict[str, Any], metrics_uri: str) -> dict[str, Any]:
         "test_sample_frac": metrics["sample_frac"]["test"],
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
+        "calibration_ece": (metrics.get("calibration") or {}).get("ece"),  # None: no probabilities
         "per_class": {
             c["label"]: {k: c[k] for k in ("precision", "recall", "f1", "support")} for c in metrics["per_class"]
         },
@@ -61,7 +62,7 @@ KINDS = ("train", "score", "assess", "change")
 FIELDS = {
     "score": (
         *("model_version", "source", "dates", "n_scenes", "n_tiles", "n_scored", "n_nodata", "n_rejected"),
-        *("images_per_s", "predictions_uri", "maps_uri", "warnings"),
+        *("images_per_s", "confidence", "model_calibration_ece", "predictions_uri", "maps_uri", "warnings"),
     ),
     "assess": ("run", "reference", "dates", "n", "overall_accuracy", "assessment_uri", "warnings"),
     "change": ("run_a", "run_b", "dates", "compared_ha", "changed_ha", "net_water_change_ha", "change_uri", "warnings"),
@@ -182,14 +183,23 @@ LIST_COLUMNS = (
     "n_test",
     "accuracy",
     "macro_f1",
+    "calibration_ece",
     "images_per_s",
     "seconds",
 )
-# `runs list` of scoring, assessment and change runs: what tells them apart.
-OTHER_COLUMNS = ("run_id", "kind", "model", "time", "dates", "n_scored", "overall_accuracy", "changed_ha", "seconds")
+# `runs list` of scoring, assessment and change runs: what tells them apart. A scoring run's median
+# probability, night after night, says when the imagery drifts from what the model knows.
+OTHER_COLUMNS = (
+    *("run_id", "kind", "model", "time", "dates", "n_scored", "median_probability", "overall_accuracy"),
+    *("changed_ha", "seconds"),
+)
+DERIVED = {"median_probability": ("confidence", "median")}  # column: (field, key in it)
 
 
 def _cell(record: dict[str, Any], key: str) -> Any:
+    if key in DERIVED:
+        field, inner = DERIVED[key]
+        return (record.get(field) or {}).get(inner)
     value = kind(record) if key == "kind" else record.get(key)
     if isinstance(value, dict) and "value" in value:  # an estimate with its interval
         return value["value"]

@@ -1,7 +1,8 @@
 """Optional MLflow logging of train runs, on when ``MLFLOW_TRACKING_URI`` is set.
 
 Logs the run's parameters (CNN, classifier and its parameters, data set, sample fractions),
-its metrics (accuracy, macro-F1, per-class F1, featurization images/s, seconds) and, as
+its metrics (accuracy, macro-F1, per-class F1, calibration error, featurization images/s,
+seconds) and, as
 artifacts, ``metrics.json`` and the network's model card. MLflow is not a dependency of the
 jobs: without the variable nothing is imported.
 """
@@ -42,6 +43,8 @@ def log_run(record: dict[str, Any], card: dict[str, Any] | None) -> str | None:
         "seconds": record["seconds"],
         **{f"f1.{_key(c['label'])}": c["f1"] for c in record["per_class"]},
     }
+    if (record.get("calibration") or {}).get("ece") is not None:  # None: no probabilities (GBT)
+        metrics["calibration_ece"] = record["calibration"]["ece"]
     speed = record["counts"]["images_per_second"]
     if speed is not None:  # None: features came from the cache
         metrics["featurize_images_per_s"] = speed

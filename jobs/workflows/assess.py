@@ -6,8 +6,9 @@ window's reference (:mod:`jobs.maps.reference`), one task per scene; the driver 
 confusion counts (classes x classes) and the mapped area per class, and estimates accuracy and
 area (:mod:`jobs.maps.assessment`). Written to ``assessments/<model>/<run>/<reference>/``:
 ``assessment.json`` (with ``by_confidence``: agreement by the map's own probability),
-``assessment.png`` (confusion matrix, area with intervals), ``windows/`` (Parquet: each
-window's map class, probability, reference and water share) and, for ``ndwi``,
+``assessment.png`` (confusion matrix, area with intervals, agreement by probability),
+``windows/`` (Parquet: each window's map class, probability, reference and water share) and,
+for ``ndwi``,
 ``<scene>.tif``: each window's water share on the class raster's grid, which
 ``landuse-change`` pairs across dates.
 """
@@ -236,7 +237,8 @@ def _assess_points(
     mapped = windows.join(F.broadcast(cells), "scene_id")
     area_rows = mapped.groupBy("map_label").agg(F.sum("cell").alias("cell")).toPandas()  # one row a class
     hits = spark.createDataFrame(located, "scene_id string, row int, col int, reference string")
-    units = hits.join(mapped, ["scene_id", "row", "col"]).select("map_label", "reference", "cell").toPandas()
+    units = hits.join(mapped, ["scene_id", "row", "col"]).select("map_label", "reference", "probability", "cell")
+    units = units.toPandas()
     labels = sorted(set(legend) | set(points["class"].astype(str)))
     # Area from the whole map (area_rows) only; each point counts once in the matrix.
     result = _summarize(pd.concat([units.assign(cell=0.0), area_rows.assign(reference=None)]), labels, unit)
@@ -244,6 +246,7 @@ def _assess_points(
     result["n_without_reference"] = result["n_windows"] - len(units)
     result["n_points"] = len(points)
     result["n_points_off_the_map"] = len(points) - len(units)
+    result["by_confidence"] = by_confidence(units)
     folder = (ASSESSMENTS, model, run, f"points-{Path(spec).stem}")
     result |= {"model": model, "run": run, "reference": {"kind": "points", "uri": spec}}
     result |= {"dates": about.get("dates", [])}
@@ -278,12 +281,15 @@ def read_points(spec: str) -> pd.DataFrame:
 
 
 def picture(result: dict[str, Any]) -> bytes:
-    """The confusion matrix (counts) beside each class's mapped and estimated area with its interval."""
+    """The confusion matrix (counts) beside each class's mapped and estimated area with its
+    interval, and the agreement by the map's own probability where the map has one."""
     plt = figures.pyplot()
     labels = result["labels"]
     counts = np.asarray(result["confusion"]["counts"])
     unit = result.get("area_unit", "ha")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100)
+    sure = result.get("by_confidence")
+    fig, axes = plt.subplots(1, 3 if sure else 2, figsize=(19 if sure else 13, 5.5), dpi=100)
+    left, right = axes[0], axes[1]
     left.imshow(counts, cmap="Blues")
     for (i, j), v in np.ndenumerate(counts):
         left.text(j, i, str(v), ha="center", va="center", color="w" if v > counts.max() / 2 else "k", fontsize=8)
@@ -312,9 +318,32 @@ def picture(result: dict[str, Any]) -> bytes:
     right.legend(fontsize=8)
     dates = ", ".join(result.get("dates") or []) or "date unknown"
     right.set_title(f"area per class, {dates}")
+    if sure:
+        _confidence_panel(axes[2], sure)
     fig.suptitle(f"{result['model']} against {result['reference']['kind']}")
     fig.tight_layout()
     return figures.png(fig)
+
+
+def _confidence_panel(ax: Any, sure: dict[str, Any]) -> None:
+    """Agreement with the reference in each probability group (Wilson 95 % interval), against the
+    group's mean probability: where the bars fall short of the marks, "sure" is not "right"."""
+    bins = sure["bins"]
+    x = np.arange(len(bins))
+    acc = [b.get("accuracy", 0.0) for b in bins]
+    low = [a - b["accuracy_ci95"][0] if b["n"] else 0.0 for a, b in zip(acc, bins, strict=True)]
+    high = [b["accuracy_ci95"][1] - a if b["n"] else 0.0 for a, b in zip(acc, bins, strict=True)]
+    ax.bar(x, acc, 0.6, yerr=[low, high], color="#3570b0", capsize=3, label="agreement (95% interval)")
+    mean = [(i, b["mean_probability"]) for i, b in enumerate(bins) if b["n"]]
+    ax.scatter([i for i, _ in mean], [m for _, m in mean], marker="_", s=500, color="k", label="mean probability")
+    for i, b in enumerate(bins):
+        ax.text(i, 0.02, f"n={b['n']}", ha="center", va="bottom", color="w" if acc[i] > 0.1 else "k", fontsize=8)
+    ax.set_xticks(x, [f"{b['from']:g}-{b['to']:g}" for b in bins])
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("the map's probability")
+    ax.set_ylabel("share agreeing with the reference")
+    ax.set_title(f"how sure against how right (ECE {sure['ece']:.2f})")
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def _brief(result: dict[str, Any], uri: str) -> dict[str, Any]:
