@@ -83,6 +83,26 @@ def test_calibration_error_matches_a_case_worked_by_hand():
     assert calibration.frame_reliability([np.nan], [True]) is None  # no probabilities (e.g. one-vs-rest GBT)
 
 
+def test_overconfidence_is_named_only_where_the_interval_falls_below_the_probability():
+    # On a map's groups: 20 windows at 0.99 with 8 agreeing (Wilson 95 %: 0.22-0.61, short of 0.99 by
+    # 0.59 x 20 = 11.8 windows), 40 at 0.9 with 20 agreeing (0.35-0.65, short by 0.4 x 40 = 16: named),
+    # 10 at 0.6 with 5 agreeing (0.24-0.76 holds 0.6: not short).
+    prob = [0.99] * 20 + [0.9] * 40 + [0.6] * 10
+    right = [True] * 8 + [False] * 12 + [True] * 20 + [False] * 20 + [True] * 5 + [False] * 5
+    rel = calibration.frame_reliability(prob, right)
+    low, high = rel["bins"][3]["accuracy_ci95"]
+    assert (round(low, 2), round(high, 2)) == (0.22, 0.61)
+    said = calibration.overconfidence(rel, "windows mapped", "agree in", "read it as how sure")
+    assert said == (
+        "windows mapped at probability 0.8-0.95 agree in 50% (95 % interval 35%-65%, n 40) "
+        "against a mean probability of 0.90: read it as how sure"
+    )
+    # 19 of 20 right at 0.97 (0.76-0.99 holds 0.97) promises no more than it keeps; nor does no model.
+    fine = calibration.frame_reliability([0.97] * 20, [True] * 19 + [False])
+    assert calibration.overconfidence(fine, "x", "right", "") is None
+    assert calibration.overconfidence(None, "x", "right", "") is None
+
+
 def test_calibration_on_spark_bins_as_numpy_does(spark):
     rng = np.random.default_rng(5)
     prob = np.concatenate([rng.uniform(0.3, 1.0, 200), [0.5, 0.6, 1.0]]).round(3)

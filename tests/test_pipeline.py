@@ -63,6 +63,8 @@ def test_counts_and_rejects_are_exact(trained, storage):
     calib = metrics["calibration"]
     assert calib["n"] == metrics["n"] == sum(b["n"] for b in calib["bins"]) and len(calib["bins"]) == 10
     assert trained["calibration_ece"] == calib["ece"] and 0 <= calib["ece"] <= 1
+    short = [b for b in calib["bins"] if b["n"] and b["accuracy_ci95"][1] < b["mean_probability"]]
+    assert any("probabilities run higher than its accuracy" in w for w in trained["warnings"]) == bool(short)
 
 
 def test_test_predictions_keep_rejects_with_null_predictions(spark, trained):

@@ -303,6 +303,7 @@ def test_label_train_score_assess_end_to_end(spark, assessed_store, labelled, tm
     assert sure["n"] == counts.sum() == sum(b["n"] for b in sure["bins"])
     assert sum(b["accuracy"] * b["n"] for b in sure["bins"] if b["n"]) == pytest.approx(np.trace(counts), abs=0.05)
     assert [b["n"] for b in result["by_confidence"]] == [b["n"] for b in sure["bins"]]
+    _warned_iff_surer_than_right(full)
     # Sample points: the scene's centres of a few kept windows, as a CSV in the scene's CRS.
     manifest = gpd.read_parquet(labelled[0] / "_manifest" / "kansas_a.parquet")
     points = manifest[manifest["reason"].isna()].head(12)
@@ -367,6 +368,13 @@ def test_ndwi_reference_of_a_half_water_scene(tmp_path):
     assert figures["false_water_almost_no_water"] == 0.5 and figures["ndwi_water_ha"] == 0.5
 
 
+def _warned_iff_surer_than_right(full: dict) -> None:
+    """The assessment warns exactly when a probability group agrees less, at 95 %, than it is sure."""
+    short = [b for b in full["by_confidence"]["bins"] if b["n"] and b["accuracy_ci95"][1] < b["mean_probability"]]
+    warned = [w for w in full["warnings"] if "not how right the map is" in w]
+    assert len(warned) == (1 if short else 0)
+
+
 def _pond_scene(path, water_cols: int) -> None:
     """A 40 x 40 px 4-band scene at 5 m in UTM 14N: columns below ``water_cols`` water by NDWI."""
     from rasterio.transform import from_origin
@@ -402,6 +410,7 @@ def test_ndwi_assessment_and_the_change_water_check_end_to_end(spark, assessed_s
         assert full["ndwi"]["windows_at_least_half_water"] == water_windows
         assert full["ndwi"]["ndwi_water_ha"] == pytest.approx(water_windows * 0.25)  # 50 m windows
         assert full["by_confidence"]["n"] == 16
+        _warned_iff_surer_than_right(full)
         sid = next(f for f in store.list_files(MAPS, MODEL, run) if f.endswith(".tif") and "/" not in f)
         with (
             rasterio.open(store.uri(MAPS, MODEL, run, sid)) as classes,

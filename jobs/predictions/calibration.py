@@ -85,6 +85,23 @@ def frame_reliability(probability: Any, right: Any, edges: Sequence[float] = MAP
     return reliability(counts, edges)
 
 
+def overconfidence(rel: dict[str, Any] | None, units: str, outcome: str, advice: str) -> str | None:
+    """A warning where a group's share ``outcome`` ("are right in") lies, at 95 %, below the
+    group's mean probability: there the probabilities promise more than they deliver. It names
+    the group that falls shortest in count of ``units``; None where every group keeps its word,
+    within its interval."""
+    short = [b for b in (rel or {}).get("bins", []) if b["n"] and b["accuracy_ci95"][1] < b["mean_probability"]]
+    if not short:
+        return None
+    b = max(short, key=lambda b: b["n"] * (b["mean_probability"] - b["accuracy"]))
+    low, high = b["accuracy_ci95"]
+    return (
+        f"{units} at probability {b['from']:g}-{b['to']:g} {outcome} {b['accuracy']:.0%} "
+        f"(95 % interval {low:.0%}-{high:.0%}, n {b['n']}) against a mean probability of "
+        f"{b['mean_probability']:.2f}: {advice}"
+    )
+
+
 def how_sure(predictions: DataFrame) -> dict[str, Any] | None:
     """A scoring run's probabilities at a glance: their 10th percentile and median, and the share
     below 0.5. Read beside the model's ``calibration``: a drop between nightly runs says the

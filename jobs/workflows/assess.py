@@ -141,7 +141,7 @@ def assess_run(
     result = _summarize(table, labels, unit)
     result["by_confidence"] = by_confidence(table)
     result |= {"model": model, "run": run, "reference": kind, "dates": about.get("dates", [])}
-    result["warnings"] = about.get("warnings", []) + result["warnings"]
+    result["warnings"] = about.get("warnings", []) + result["warnings"] + _surer_than_right(result)
     if spec == NDWI:
         result["ndwi"] = ndwi_figures(table, unit)
     storage.write_json(result, *folder, "assessment.json")
@@ -172,6 +172,13 @@ def by_confidence(table: pd.DataFrame) -> dict[str, Any] | None:
     scene, where the training split's calibration may not carry."""
     judged = table[table["reference"].notna()]
     return calibration.frame_reliability(judged["probability"], judged["map_label"] == judged["reference"])
+
+
+def _surer_than_right(result: dict[str, Any]) -> list[str]:
+    """The warning, if any, that the map's probability overstates its agreement here."""
+    advice = "on these scenes the confidence raster says how sure the model is, not how right the map is"
+    said = calibration.overconfidence(result["by_confidence"], "windows mapped", "agree with the reference in", advice)
+    return [said] if said else []
 
 
 def ndwi_figures(table: pd.DataFrame, unit: str) -> dict[str, Any]:
@@ -250,7 +257,7 @@ def _assess_points(
     folder = (ASSESSMENTS, model, run, f"points-{Path(spec).stem}")
     result |= {"model": model, "run": run, "reference": {"kind": "points", "uri": spec}}
     result |= {"dates": about.get("dates", [])}
-    result["warnings"] = about.get("warnings", []) + result["warnings"]
+    result["warnings"] = about.get("warnings", []) + result["warnings"] + _surer_than_right(result)
     storage.write_json(result, *folder, "assessment.json")
     storage.write_bytes(picture(result), *folder, "assessment.png")
     return _brief(result, storage.uri(*folder))

@@ -28,7 +28,7 @@ from jobs import config
 from jobs.classifiers import estimators
 from jobs.classifiers import head as head_module
 from jobs.datasets import DatasetError, labelled, splits
-from jobs.predictions.calibration import calibration
+from jobs.predictions.calibration import calibration, overconfidence
 from jobs.predictions.metrics import evaluate, small_split_warnings
 from jobs.predictions.tables import prediction_table
 from jobs.records import history, tracking
@@ -286,7 +286,9 @@ def train(
         calib = calibration(written)  # how far its probabilities (those the maps show) can be believed
     if result.n == 0:
         raise DatasetError(f"no usable test images in {cfg.data}: nothing to evaluate the model on")
-    for w in small_split_warnings(result.accuracy, result.n, tuning, counts["val"]["featurized"]):
+    advice = "the model's probabilities run higher than its accuracy; its maps' confidence will overstate too"
+    said = small_split_warnings(result.accuracy, result.n, tuning, counts["val"]["featurized"])
+    for w in filter(None, [*said, overconfidence(calib, "test images predicted", "are right in", advice)]):
         warnings.append(w)
         say(JOB, f"warning: {w}")
     if split_info["method"].startswith("seeded"):  # the exact test files, for audits and reruns
