@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_summary_flag(p)
     p.add_argument("--output_model_name", required=True, help="the model the run scored with")
-    p.add_argument("--run", required=True, help="the scoring run's id (its summary's run_id)")
+    p.add_argument(
+        "--run", required=True, help="the scoring run: its id, or its scenes' date (2009, 2020-08, 2020-08-31)"
+    )
     p.add_argument("--reference", required=True, help="ndwi, a land-cover raster (with --classes), or a points table")
     p.add_argument("--classes", help=f"crosswalk for a raster reference ({', '.join(landcover.builtin())} or a TOML)")
     p.add_argument("--water_classes", help="the map's classes that are water, comma-separated (default: by name)")
