@@ -2,9 +2,8 @@
 
 Logs the run's parameters (CNN, classifier and its parameters, data set, sample fractions),
 its metrics (accuracy, macro-F1, per-class F1, calibration error, featurization images/s,
-seconds) and, as
-artifacts, ``metrics.json`` and the network's model card. MLflow is not a dependency of the
-jobs: without the variable nothing is imported.
+seconds) and, as artifacts, ``metrics.json`` and the network's model card. MLflow is not a
+dependency of the jobs: without the variable nothing is imported.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ area (:mod:`jobs.maps.assessment`). Written to ``assessments/<model>/<run>/<refe
 ``assessment.json`` (with ``by_confidence``: agreement by the map's own probability),
 ``assessment.png`` (confusion matrix, area with intervals, agreement by probability),
 ``windows/`` (Parquet: each window's map class, probability, reference and water share) and,
-for ``ndwi``,
-``<scene>.tif``: each window's water share on the class raster's grid, which
+for ``ndwi``, ``<scene>.tif``: each window's water share on the class raster's grid, which
 ``landuse-change`` pairs across dates.
 """
 
