@@ -103,6 +103,19 @@ def test_overconfidence_is_named_only_where_the_interval_falls_below_the_probabi
     assert calibration.overconfidence(None, "x", "right", "") is None
 
 
+def test_drift_is_warned_when_half_a_run_is_less_sure_than_nine_in_ten_test_images():
+    test = {"n": 526, "p10": 0.97, "median": 0.999, "share_below_0_5": 0.0}
+    run = {"n": 192, "p10": 0.5, "median": 0.91, "share_below_0_5": 0.1}
+    assert calibration.drift(run, test, "windows") == (
+        "half the windows are less sure than nine in ten of the model's test images (median probability "
+        "0.91 against the test split's 10th percentile 0.97): this imagery is unlike the training imagery; "
+        "assess the map before relying on it"
+    )
+    assert calibration.drift(run | {"median": 0.97}, test, "tiles") is None  # at the percentile: not below
+    assert calibration.drift(run | {"n": 9}, test, "tiles") is None  # too few to say
+    assert calibration.drift(None, test, "tiles") is None and calibration.drift(run, None, "tiles") is None
+
+
 def test_calibration_on_spark_bins_as_numpy_does(spark):
     rng = np.random.default_rng(5)
     prob = np.concatenate([rng.uniform(0.3, 1.0, 200), [0.5, 0.6, 1.0]]).round(3)

@@ -123,6 +123,11 @@ def test_scoring_a_tile_set_with_bad_files_keeps_every_tile(spark, storage, trai
     assert sure["n"] == len(probs) == summary["n_scored"] and sure["median"] in probs and sure["p10"] in probs
     assert sure["share_below_0_5"] == round(sum(p < 0.5 for p in probs) / len(probs), 4)
     assert summary["model_calibration_ece"] == trained["calibration_ece"]
+    # The model's own test split is the baseline: a run whose median falls below its 10th percentile is warned.
+    baseline = storage.load_card("trainedmodels", "aerial_rf")["test_confidence"]
+    assert summary["model_test_confidence"] == baseline and 0 < baseline["p10"] <= baseline["median"] <= 1
+    drifted = sure["n"] >= 10 and sure["median"] < baseline["p10"]
+    assert any("unlike the training imagery" in w for w in summary.get("warnings", [])) == drifted
     for name, code in BAD_EXPECTED.items():
         if code is None:
             assert rows[name]["predicted_label"] in AERIAL_LABELS and rows[name]["reject_reason"] is None

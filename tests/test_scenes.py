@@ -68,6 +68,9 @@ def test_every_window_is_scored_or_counted_and_bad_scenes_have_reasons(scored):
     assert scored["n_nodata"] == sum(n for _, _, n in grids.values()) > 0
     assert scored["n_scored"] == scored["n_tiles"] - scored["n_nodata"]
     assert scored["confidence"]["n"] == scored["n_scored"] and 0 < scored["confidence"]["p10"] <= 1
+    baseline, sure = scored["model_test_confidence"], scored["confidence"]
+    drifted = any("half the windows are less sure" in w for w in scored["warnings"])
+    assert baseline["n"] > 0 and drifted == (sure["median"] < baseline["p10"])  # the scene path warns too
 
 
 def test_class_raster_and_footprints_sit_exactly_on_the_windows(scored, fixtures):

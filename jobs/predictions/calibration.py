@@ -120,3 +120,20 @@ def how_sure(predictions: DataFrame) -> dict[str, Any] | None:
         return None
     p10, median = (round(float(v), 4) for v in row["q"])
     return {"n": int(row["n"]), "p10": p10, "median": median, "share_below_0_5": round(float(row["low"]), 4)}
+
+
+DRIFT_MIN_N = 10  # below this a run's median says too little: 10 windows like the test split fall this low 1 in 600
+
+
+def drift(run: dict[str, Any] | None, test: dict[str, Any] | None, units: str) -> str | None:
+    """A warning where half of a scoring run is less sure than nine in ten of the model's own test
+    images (the run's median probability below the test split's 10th percentile): imagery unlike
+    the training imagery, before any reference says so. None where either is unknown (a model
+    without probabilities, or saved before its test confidence was kept) or the run is small."""
+    if not run or not test or run["n"] < DRIFT_MIN_N or run["median"] >= test["p10"]:
+        return None
+    return (
+        f"half the {units} are less sure than nine in ten of the model's test images (median "
+        f"probability {run['median']:.2f} against the test split's 10th percentile {test['p10']:.2f}): "
+        "this imagery is unlike the training imagery; assess the map before relying on it"
+    )

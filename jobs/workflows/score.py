@@ -21,7 +21,7 @@ from jobs.classifiers import connect
 from jobs.config import ConfigError, ScoreConfig
 from jobs.datasets import DatasetError, folders
 from jobs.predictions import smoothing
-from jobs.predictions.calibration import how_sure
+from jobs.predictions.calibration import drift, how_sure
 from jobs.predictions.tables import counts_by_code, healable, prediction_table, top_k
 from jobs.records import history
 from jobs.runtime.provenance import new_run_id
@@ -39,7 +39,14 @@ def score(spark: SparkSession, cfg: ScoreConfig, storage: Storage) -> dict[str, 
     """Scores tiles or scenes (see jobs/score.py), then records the run in the run history."""
     started = time.time()
     summary = _score(spark, cfg, storage, started) | {"source": cfg.scenes or cfg.tiles}
+    if said := drift(summary.get("confidence"), summary.get("model_test_confidence"), _units(cfg)):
+        summary["warnings"] = [*summary.get("warnings", []), said]
+        say(JOB, f"warning: {said}")
     return history.recorded(storage, "score", summary, started)
+
+
+def _units(cfg: ScoreConfig) -> str:
+    return "windows" if cfg.scenes else "tiles"
 
 
 def _score(spark: SparkSession, cfg: ScoreConfig, storage: Storage, started: float) -> dict[str, Any]:
@@ -144,6 +151,7 @@ def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
         "model_n_test": card["n_test"],
         "model_metrics_uri": card["metrics_uri"],
         "model_calibration_ece": card.get("calibration_ece"),  # models trained before it was kept: None
+        "model_test_confidence": card.get("test_confidence"),  # likewise
     }
 
 

@@ -28,7 +28,7 @@ from jobs import config
 from jobs.classifiers import estimators
 from jobs.classifiers import head as head_module
 from jobs.datasets import DatasetError, labelled, splits
-from jobs.predictions.calibration import calibration, overconfidence
+from jobs.predictions.calibration import calibration, how_sure, overconfidence
 from jobs.predictions.metrics import evaluate, small_split_warnings
 from jobs.predictions.tables import prediction_table
 from jobs.records import history, tracking
@@ -284,6 +284,7 @@ def train(
         labels = sorted(set(head.stages[0].labels) | set(test_labels))
         result = evaluate(written, labels)
         calib = calibration(written)  # how far its probabilities (those the maps show) can be believed
+        test_confidence = how_sure(written)  # the baseline a scoring run's confidence is read against
     if result.n == 0:
         raise DatasetError(f"no usable test images in {cfg.data}: nothing to evaluate the model on")
     advice = "the model's probabilities run higher than its accuracy; its maps' confidence will overstate too"
@@ -321,6 +322,7 @@ def train(
         "config_from": getattr(cfg, "sources", {}),  # flag, conf, recipe or default, per key
         **result.to_dict(),
         "calibration": calib,
+        "test_confidence": test_confidence,
         "counts": counts,
         "timings_s": timings,
         "seconds": round(time.time() - started, 2),
@@ -339,6 +341,7 @@ def train(
         | {"n_train": summary_n_train, "n_test": result.n, "metrics_uri": metrics_uri}
         | {"gsd_m": cfg.gsd_m, "gsd_range_m": cfg.gsd_range_m, "image_px": cfg.image_px, "tile_m": tile_m}
         | {"d4": cfg.d4, "precision": kept.precision, "calibration_ece": calib["ece"] if calib else None}
+        | {"test_confidence": test_confidence}
         | (extra or {})
     )
     with timed(JOB, "save model", timings):
