@@ -108,7 +108,7 @@ def test_drift_is_warned_when_half_a_run_is_less_sure_than_nine_in_ten_test_imag
     run = {"n": 192, "p10": 0.5, "median": 0.91, "share_below_0_5": 0.1}
     assert calibration.drift(run, test, "windows") == (
         "half the windows are less sure than nine in ten of the model's test images (median probability "
-        "0.91 against the test split's 10th percentile 0.97): this imagery is unlike the training imagery; "
+        "0.910 against the test split's 10th percentile 0.970): this imagery is unlike the training imagery; "
         "assess the map before relying on it"
     )
     assert calibration.drift(run | {"median": 0.97}, test, "tiles") is None  # at the percentile: not below

@@ -134,6 +134,6 @@ def drift(run: dict[str, Any] | None, test: dict[str, Any] | None, units: str) -
         return None
     return (
         f"half the {units} are less sure than nine in ten of the model's test images (median "
-        f"probability {run['median']:.2f} against the test split's 10th percentile {test['p10']:.2f}): "
+        f"probability {run['median']:.3f} against the test split's 10th percentile {test['p10']:.3f}): "
         "this imagery is unlike the training imagery; assess the map before relying on it"
     )
