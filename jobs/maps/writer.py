@@ -75,10 +75,12 @@ def class_grid(windows: pd.DataFrame, scene: pd.Series, labels: list[str]) -> np
     return grid
 
 
-def confidence_grid(windows: pd.DataFrame, scene: pd.Series) -> np.ndarray:
+def value_grid(windows: pd.DataFrame, scene: pd.Series, column: str) -> np.ndarray:
+    """One float per window on the scene's window grid (``column``: a probability, a water
+    share), NaN where no window has one."""
     grid = np.full((int(scene["n_rows"]), int(scene["n_cols"])), np.nan, dtype=np.float32)
-    known = windows[windows["probability"].notna()]
-    grid[known["row"].to_numpy(), known["col"].to_numpy()] = known["probability"].to_numpy(np.float32)
+    known = windows[windows[column].notna()]
+    grid[known["row"].to_numpy(), known["col"].to_numpy()] = known[column].to_numpy(np.float32)
     return grid
 
 
@@ -233,7 +235,7 @@ def map_writer(
         task_started()
         scene = windows.iloc[0]
         sid = str(scene["scene_id"])
-        grid, sure = class_grid(windows, scene, labels), confidence_grid(windows, scene)
+        grid, sure = class_grid(windows, scene, labels), value_grid(windows, scene, "probability")
         writer.write_bytes(geoparquet(windows, scene), *parts, f"{sid}.parquet")
         writer.write_bytes(class_raster(grid, scene, labels, colours), *parts, f"{sid}.tif")
         writer.write_bytes(confidence_raster(sure, scene), *parts, CONFIDENCE, f"{sid}.tif")

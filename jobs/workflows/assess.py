@@ -28,7 +28,7 @@ from jobs.datasets import DatasetError
 from jobs.datasets.landcover import Crosswalk
 from jobs.maps import assessment, figures, reference
 from jobs.maps.palette import is_water
-from jobs.maps.writer import grid_profile
+from jobs.maps.writer import grid_profile, value_grid
 from jobs.predictions import calibration
 from jobs.records import history
 from jobs.runtime.spark import say
@@ -202,9 +202,7 @@ def _write_share_rasters(storage: Storage, folder: tuple[str, ...], table: pd.Da
     from rasterio.io import MemoryFile
 
     for _, s in scenes.iterrows():
-        part = table[table["scene_id"] == s["scene_id"]]
-        grid = np.full((int(s["n_rows"]), int(s["n_cols"])), np.nan, dtype=np.float32)
-        grid[part["row"].to_numpy(), part["col"].to_numpy()] = part["water_share"].to_numpy(np.float32)
+        grid = value_grid(table[table["scene_id"] == s["scene_id"]], s, "water_share")
         with MemoryFile() as mem:
             with mem.open(**grid_profile(grid, s, np.nan)) as dst:
                 dst.write(grid, 1)
